@@ -1,0 +1,104 @@
+"""pneumozoo: a Keras 3 model zoo for pneumonia classification from chest X-rays.
+
+Names are imported lazily, so ``import pneumozoo`` and ``pneumozoo --help`` stay fast and
+TensorFlow loads only when a model is needed.
+
+Example:
+    >>> from pneumozoo import load_pretrained, predict
+    >>> model = load_pretrained()  # the bundled default, offline  # doctest: +SKIP
+    >>> predict(model, "xray.jpeg")[0].label  # doctest: +SKIP
+    'pneumonia'
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "augment": "pneumozoo.augment",
+    "Record": "pneumozoo.data",
+    "class_weights": "pneumozoo.data",
+    "make_dataset": "pneumozoo.data",
+    "patient_split": "pneumozoo.data",
+    "scan_folder": "pneumozoo.data",
+    "scan_split": "pneumozoo.data",
+    "DataError": "pneumozoo.errors",
+    "DownloadError": "pneumozoo.errors",
+    "IntegrityError": "pneumozoo.errors",
+    "InvalidImageError": "pneumozoo.errors",
+    "PneumozooError": "pneumozoo.errors",
+    "UnknownNameError": "pneumozoo.errors",
+    "UnsafeModelError": "pneumozoo.errors",
+    "EvaluationReport": "pneumozoo.evaluation",
+    "evaluate": "pneumozoo.evaluation",
+    "read_xray": "pneumozoo.io",
+    "ModelInfo": "pneumozoo.models",
+    "build_model": "pneumozoo.models",
+    "list_models": "pneumozoo.models",
+    "set_backbone_trainable": "pneumozoo.models",
+    "Prediction": "pneumozoo.predict",
+    "predict": "pneumozoo.predict",
+    "PretrainedConfig": "pneumozoo.pretrained",
+    "list_pretrained": "pneumozoo.pretrained",
+    "load_pretrained": "pneumozoo.pretrained",
+    "push_to_hub": "pneumozoo.hub",
+    "FitResult": "pneumozoo.train",
+    "fit": "pneumozoo.train",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pneumozoo import augment
+    from pneumozoo.data import (
+        Record,
+        class_weights,
+        make_dataset,
+        patient_split,
+        scan_folder,
+        scan_split,
+    )
+    from pneumozoo.errors import (
+        DataError,
+        DownloadError,
+        IntegrityError,
+        InvalidImageError,
+        PneumozooError,
+        UnknownNameError,
+        UnsafeModelError,
+    )
+    from pneumozoo.evaluation import EvaluationReport, evaluate
+    from pneumozoo.hub import push_to_hub
+    from pneumozoo.io import read_xray
+    from pneumozoo.models import ModelInfo, build_model, list_models, set_backbone_trainable
+    from pneumozoo.predict import Prediction, predict
+    from pneumozoo.pretrained import PretrainedConfig, list_pretrained, load_pretrained
+    from pneumozoo.train import FitResult, fit
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pneumozoo' has no attribute {name!r}")
+    if name == "augment":
+        value: Any = importlib.import_module(module)
+    else:
+        _quiet_tensorflow()
+        value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+def _quiet_tensorflow() -> None:
+    """Hide TensorFlow's C++ start-up chatter (CUDA probing) unless the user asked for it."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,7 @@
+"""``python -m pneumozoo`` runs the command line."""
+
+import sys
+
+from pneumozoo.cli import main
+
+sys.exit(main())

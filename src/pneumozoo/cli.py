@@ -1,0 +1,263 @@
+"""The ``pneumozoo`` command: a thin layer over the public functions.
+
+Exit status: 0 when everything succeeded; 1 when some inputs could not be read (the others
+are still processed and reported); 2 for a usage error or a fatal error (unknown model,
+missing folder, failed download), printed as one line without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+_COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler]] = []
+
+
+def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None]) -> Callable[[Handler], Handler]:
+    """Register a subcommand (its argument setup and its handler)."""
+
+    def deco(fn: Handler) -> Handler:
+        _COMMANDS.append((name, help_text, configure, fn))
+        return fn
+
+    return deco
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_HOME", os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")))
+
+
+def _err(message: str) -> None:
+    print(f"pneumozoo: error: {message}", file=sys.stderr)
+
+
+def _model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None,
+                   help="registry name, hf://owner/repo[@rev], or a model folder (default: the bundled default)")
+    p.add_argument("--revision", default=None, help="Hub revision when --model is hf://")
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from pneumozoo.pretrained import load_pretrained
+
+    return load_pretrained(args.model, revision=getattr(args, "revision", None))
+
+
+# --- predict -----------------------------------------------------------------------------
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", help="image files (JPEG, PNG, DICOM...) or folders (walked recursively)")
+    _model_arg(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--threshold", type=float, default=None, help="decision threshold on P(pneumonia)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--tta", action="store_true", help="average over test-time augmentations")
+
+
+@command("predict", "predict pneumonia for X-ray files or folders", _predict_args)
+def _predict(args: argparse.Namespace) -> int:
+    from pneumozoo.io import expand_inputs
+    from pneumozoo.predict import iter_predictions
+
+    model = _load(args)
+    files, bad = expand_inputs(args.paths)
+    failures = 0
+    show_progress = sys.stderr.isatty() or len(files) > 200
+
+    def progress(done: int, total: int) -> None:
+        if show_progress:
+            print(f"\r{done}/{total} images", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    if not args.json:
+        print(f"{'path':<60} {'label':<10} {'P(pneumonia)':>12}")
+    items: list[Any] = list(files) + list(bad)
+    for pred in iter_predictions(model, items, threshold=args.threshold, batch_size=args.batch_size,
+                                 tta=args.tta, progress=progress):
+        if not pred.ok:
+            failures += 1
+        if args.json:
+            print(json.dumps(pred.to_dict()), flush=True)
+        elif pred.ok:
+            print(f"{pred.source:<60} {pred.label:<10} {pred.probability:>12.4f}", flush=True)
+        else:
+            print(f"{pred.source:<60} {'ERROR':<10} {pred.error}", flush=True)
+    if failures:
+        print(f"pneumozoo: {failures} of {len(items)} input(s) could not be read", file=sys.stderr)
+    if not items:
+        _err("no image files found in " + ", ".join(args.paths))
+        return EXIT_ERROR
+    return EXIT_PARTIAL if failures else EXIT_OK
+
+
+# --- evaluate ----------------------------------------------------------------------------
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data_dir", help="a split folder with NORMAL/ and PNEUMONIA/ (e.g. chest_xray/test)")
+    _model_arg(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=32)
+
+
+@command("evaluate", "evaluate a model on a labelled split folder", _evaluate_args)
+def _evaluate(args: argparse.Namespace) -> int:
+    from pneumozoo.evaluation import evaluate
+
+    model = _load(args)
+    report = evaluate(model, args.data_dir, threshold=args.threshold, batch_size=args.batch_size)
+    if args.json:
+        print(report.to_json(indent=None))
+    else:
+        print(report.summary())
+    return EXIT_OK
+
+
+# --- train -------------------------------------------------------------------------------
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data_dir", help="dataset root with train/ (or a train folder with NORMAL/ and PNEUMONIA/)")
+    p.add_argument("--arch", default="xraynet", help="architecture (see `pneumozoo models --archs`)")
+    p.add_argument("--task", choices=["binary", "3class"], default="binary")
+    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--augment", default="xray", help="augmentation preset")
+    p.add_argument("--schedule", default="cosine", choices=["plateau", "cosine", "exponential", "constant"])
+    p.add_argument("--balance", default="weights", choices=["weights", "oversample", "none"])
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--weights", default=None, help="imagenet, or a checkpoint to start from")
+    p.add_argument("--freeze-backbone", action="store_true")
+    p.add_argument("--precision", default="auto", help="auto, float32, mixed_float16, mixed_bfloat16")
+    p.add_argument("--strategy", default=None, choices=["mirrored", "multiworker"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder: checkpoints, history.json and the model folder")
+
+
+@command("train", "train an architecture on a Kermany-style folder (resumes if re-run)", _train_args)
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pneumozoo.data import patient_split, scan_folder, scan_split
+    from pneumozoo.data.validate import validate_records
+    from pneumozoo.models import build_model
+    from pneumozoo.train import fit
+
+    root = Path(args.data_dir)
+    try:
+        records = scan_split(root, "train")
+    except Exception:
+        records = scan_folder(root, split="train")
+    validate_records(records, task=args.task)
+    train, val = patient_split(records, val_fraction=args.val_fraction, seed=args.seed, task="3class"
+                               if args.task == "3class" else "binary")
+    num_classes = 3 if args.task == "3class" else 2
+    model = build_model(args.arch, num_classes=num_classes, input_size=args.input_size,
+                        weights=args.weights, freeze_backbone=args.freeze_backbone,
+                        precision=args.precision)
+    out = Path(args.out)
+    result = fit(model, train, val, epochs=args.epochs, learning_rate=args.learning_rate,
+                 batch_size=args.batch_size, augment=args.augment, schedule=args.schedule,
+                 class_weight="balanced" if args.balance == "weights" else None,
+                 oversample=args.balance == "oversample", checkpoint_dir=out / "checkpoint",
+                 strategy=args.strategy, seed=args.seed, verbose=2)
+    from pneumozoo.evaluation import report_from_predictions
+    from pneumozoo.evaluation.report import predict_records
+    from pneumozoo.pretrained import PretrainedConfig, save_folder
+
+    task = "3class" if num_classes == 3 else "binary"
+    from pneumozoo.data import targets
+
+    val_probs = predict_records(model, val, task=task)
+    from pneumozoo.models import class_names_of
+
+    report = report_from_predictions(targets(val, task), val_probs, class_names_of(model))
+    cfg = PretrainedConfig(
+        name=out.name, architecture=args.arch, task=task, class_names=class_names_of(model),
+        input_size=int(model.get_layer("resize").height), threshold=0.5,
+        metrics={"validation": report.to_dict()},
+        training={"data": str(root), "epochs": result.epochs, "best_epoch": result.best_epoch},
+        description=f"{args.arch} trained with `pneumozoo train`",
+    )
+    save_folder(model, out / "model", cfg)
+    print(f"best {result.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; "
+          f"model folder: {out / 'model'}")
+    return EXIT_OK
+
+
+# --- models ------------------------------------------------------------------------------
+def _models_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the pretrained configs as JSON")
+    p.add_argument("--archs", action="store_true", help="list architectures instead of pretrained models")
+
+
+@command("models", "list pretrained models (or architectures with --archs)", _models_args)
+def _models(args: argparse.Namespace) -> int:
+    if args.archs:
+        from pneumozoo.models import list_models
+
+        infos = list_models()
+        if args.json:
+            print(json.dumps([{"name": m.name, "family": m.family, "input_size": m.input_size,
+                               "pretrainable": m.pretrainable, "description": m.description}
+                              for m in infos], indent=2))
+        else:
+            for m in infos:
+                print(f"{m.name:<16} {m.family:<9} {m.input_size:>4}px  {m.description}")
+        return EXIT_OK
+    from pneumozoo.pretrained import list_pretrained
+
+    configs = list_pretrained()
+    if args.json:
+        print(json.dumps([c.to_dict() for c in configs], indent=2))
+        return EXIT_OK
+    print(f"{'name':<18} {'arch':<10} {'task':<7} {'size':>4} {'thr':>6} {'test acc':>8} {'test auc':>8}")
+    for c in configs:
+        acc = c.metrics.get("test", {}).get("accuracy")
+        auc = c.metrics.get("test", {}).get("auc")
+        fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else "-"  # noqa: E731
+        print(f"{c.name:<18} {c.architecture:<10} {c.task:<7} {c.input_size:>4} {c.threshold:>6.3f} "
+              f"{fmt(acc):>8} {fmt(auc):>8}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    from pneumozoo import __version__
+
+    parser = argparse.ArgumentParser(prog="pneumozoo", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"pneumozoo {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text, configure, handler in _COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        configure(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pneumozoo`` command; returns the exit status."""
+    _quiet_tensorflow()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from pneumozoo.errors import PneumozooError
+
+    try:
+        return int(args.handler(args))
+    except PneumozooError as e:
+        _err(str(e))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Datasets in the Kermany layout: records, patient-wise splits, balance, the tf.data pipeline."""
+
+from pneumozoo.data.pipeline import decode_resize, make_dataset, resize_images
+from pneumozoo.data.records import (
+    BINARY_CLASSES,
+    TASKS,
+    THREE_CLASSES,
+    Record,
+    Task,
+    class_names,
+    find_split_dir,
+    parse_patient_id,
+    parse_subtype,
+    scan_folder,
+    scan_split,
+    targets,
+)
+from pneumozoo.data.splits import class_weights, drop_duplicates, oversample, patient_split
+from pneumozoo.data.validate import validate_records
+
+__all__ = [
+    "BINARY_CLASSES",
+    "TASKS",
+    "THREE_CLASSES",
+    "Record",
+    "Task",
+    "class_names",
+    "class_weights",
+    "decode_resize",
+    "drop_duplicates",
+    "find_split_dir",
+    "make_dataset",
+    "oversample",
+    "parse_patient_id",
+    "parse_subtype",
+    "patient_split",
+    "resize_images",
+    "scan_folder",
+    "scan_split",
+    "targets",
+    "validate_records",
+]

@@ -1,0 +1,217 @@
+"""Scan a Kermany-style folder into typed records.
+
+Layout: ``<root>/<split>/<CLASS>/<file>``; class folders are ``NORMAL`` and ``PNEUMONIA`` in any
+case. The nested ``chest_xray/chest_xray/...`` of the Kaggle zip is found too. The 3-class
+label and the patient id come from the file name (``person12_virus_34.jpeg``,
+``IM-0115-0001.jpeg``, ``NORMAL2-IM-0381-0001.jpeg``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from pneumozoo.errors import DataError, UnknownNameError
+
+__all__ = [
+    "BINARY_CLASSES",
+    "IMAGE_SUFFIXES",
+    "TASKS",
+    "THREE_CLASSES",
+    "Record",
+    "Task",
+    "class_names",
+    "find_split_dir",
+    "label_of",
+    "parse_patient_id",
+    "parse_subtype",
+    "scan_folder",
+    "scan_split",
+    "targets",
+    "with_split",
+]
+
+Task = Literal["binary", "3class"]
+TASKS: tuple[str, ...] = ("binary", "3class")
+BINARY_CLASSES: tuple[str, ...] = ("normal", "pneumonia")
+THREE_CLASSES: tuple[str, ...] = ("normal", "bacteria", "virus")
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".dcm", ".dicom"}
+)
+
+_PERSON = re.compile(r"^(person\d+)_(bacteria|virus)", re.IGNORECASE)
+_NORMAL = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One X-ray of a dataset.
+
+    Attributes:
+        path: The image file.
+        split: The split folder it came from (``"train"``, ``"test"``, ...), or ``""``.
+        label: Binary label: 0 normal, 1 pneumonia.
+        subtype: 3-class label: 0 normal, 1 bacteria, 2 virus; -1 when a pneumonia file name
+            does not say which.
+        patient_id: Patient parsed from the file name (falls back to the file stem, so an
+            unknown name is its own patient).
+    """
+
+    path: Path
+    split: str
+    label: int
+    subtype: int
+    patient_id: str
+
+    def target(self, task: Task) -> int:
+        """The integer class of this record for ``task`` (see :func:`class_names`)."""
+        return self.label if task == "binary" else self.subtype
+
+
+def class_names(task: str) -> tuple[str, ...]:
+    """Class names, in output order, of a task (``"binary"`` or ``"3class"``).
+
+    Example:
+        >>> class_names("3class")
+        ('normal', 'bacteria', 'virus')
+    """
+    if task == "binary":
+        return BINARY_CLASSES
+    if task == "3class":
+        return THREE_CLASSES
+    raise UnknownNameError("task", task, list(TASKS))
+
+
+def parse_subtype(filename: str, label: int) -> int:
+    """3-class label from a file name: 0 normal, 1 bacteria, 2 virus, -1 unknown."""
+    if label == 0:
+        return 0
+    low = filename.lower()
+    if "bacteria" in low:
+        return 1
+    if "virus" in low:
+        return 2
+    return -1
+
+
+def parse_patient_id(filename: str) -> str:
+    """Patient id from a Kermany file name.
+
+    Example:
+        >>> parse_patient_id("person1_virus_6.jpeg"), parse_patient_id("IM-0115-0001.jpeg")
+        ('person1', 'IM-0115')
+    """
+    name = Path(filename).name
+    for pattern in (_PERSON, _NORMAL):
+        m = pattern.match(name)
+        if m:
+            return m.group(1)
+    return Path(name).stem
+
+
+def label_of(class_dir: str) -> int | None:
+    """Binary label of a class folder name (case-insensitive), or None if it is not one."""
+    low = class_dir.lower()
+    if low == "normal":
+        return 0
+    if low == "pneumonia":
+        return 1
+    return None
+
+
+def _class_dirs(folder: Path) -> list[tuple[Path, int]]:
+    if not folder.is_dir():
+        return []
+    out = []
+    for child in sorted(folder.iterdir()):
+        label = label_of(child.name)
+        if label is not None and child.is_dir():
+            out.append((child, label))
+    return out
+
+
+def scan_folder(folder: str | Path, *, split: str = "") -> list[Record]:
+    """Records of one split folder holding ``NORMAL/`` and ``PNEUMONIA/`` class folders.
+
+    Files are listed recursively inside each class folder and sorted, so the order is
+    reproducible. Hidden files and files without an image suffix are skipped.
+
+    Raises:
+        DataError: If the folder has no class folder or no image at all.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    dirs = _class_dirs(root)
+    if not dirs:
+        raise DataError(f"{root}: no NORMAL/ or PNEUMONIA/ class folder inside")
+    records = []
+    for class_dir, label in dirs:
+        for path in sorted(class_dir.rglob("*")):
+            if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if not path.is_file():
+                continue
+            records.append(
+                Record(
+                    path=path,
+                    split=split or root.name,
+                    label=label,
+                    subtype=parse_subtype(path.name, label),
+                    patient_id=parse_patient_id(path.name),
+                )
+            )
+    if not records:
+        raise DataError(f"{root}: no images in its class folders")
+    return records
+
+
+def find_split_dir(root: str | Path, split: str) -> Path:
+    """The folder of ``split`` under a dataset root, also inside Kaggle's nested layout.
+
+    Looks for ``root/split``, ``root/chest_xray/split``, ``root/chest_xray/chest_xray/split``
+    (split names are matched case-insensitively).
+
+    Raises:
+        DataError: If no such folder exists; the message lists what was tried.
+    """
+    base = Path(root)
+    candidates = [base, base / "chest_xray", base / "chest_xray" / "chest_xray"]
+    for cand in candidates:
+        if not cand.is_dir():
+            continue
+        for child in cand.iterdir():
+            if child.is_dir() and child.name.lower() == split.lower() and _class_dirs(child):
+                return child
+    tried = ", ".join(str(c / split) for c in candidates)
+    raise DataError(f"{base}: no {split!r} split with NORMAL/PNEUMONIA folders (tried {tried})")
+
+
+def scan_split(root: str | Path, split: str) -> list[Record]:
+    """Records of one split (``"train"``, ``"test"``, ``"val"``) of a dataset root."""
+    return scan_folder(find_split_dir(root, split), split=split)
+
+
+def with_split(records: Iterable[Record], split: str) -> list[Record]:
+    """Copies of ``records`` tagged with another split name."""
+    return [replace(r, split=split) for r in records]
+
+
+def targets(records: Sequence[Record], task: Task) -> list[int]:
+    """Integer class of every record for ``task``.
+
+    Raises:
+        DataError: For ``3class`` if a pneumonia file name says neither bacteria nor virus.
+    """
+    out = [r.target(task) for r in records]
+    if task == "3class":
+        unknown = [r.path for r, t in zip(records, out) if t < 0]
+        if unknown:
+            raise DataError(
+                f"{unknown[0]}: 3class task needs 'bacteria' or 'virus' in pneumonia file names "
+                f"({len(unknown)} file(s) have neither)"
+            )
+    return out

@@ -1,0 +1,267 @@
+"""One registry of architectures: ``build_model`` and ``list_models`` read it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from pneumozoo.errors import UnknownNameError
+from pneumozoo.models.layers import ClassifierOutput, Normalize
+
+__all__ = [
+    "ModelInfo",
+    "build_model",
+    "class_names_of",
+    "input_size_of",
+    "list_models",
+    "register_model",
+    "wrap_classifier",
+]
+
+Builder = Callable[..., keras.Model]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows of one architecture.
+
+    Attributes:
+        name: Registry name, e.g. ``"cnn5"``.
+        family: ``"custom"`` (trained from scratch here) or ``"transfer"`` (a
+            ``keras.applications`` backbone with a classification head).
+        input_size: Default square input size in pixels.
+        normalization: How raw 0..255 pixels are normalised inside the graph.
+        description: One line on what it is and where it comes from.
+        pretrainable: True if ``weights="imagenet"`` is accepted.
+    """
+
+    name: str
+    family: str
+    input_size: int
+    normalization: str
+    description: str
+    pretrainable: bool = False
+    builder: Builder = field(repr=False, compare=False, default=lambda **_: None)  # type: ignore[assignment,return-value]
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    family: str,
+    input_size: int,
+    normalization: str,
+    description: str,
+    pretrainable: bool = False,
+) -> Callable[[Builder], Builder]:
+    """Decorator adding a builder to the registry.
+
+    The builder takes ``(inputs, *, num_classes, input_size, weights, **kwargs)`` where
+    ``inputs`` are already normalised, and returns the logits tensor.
+    """
+
+    def deco(fn: Builder) -> Builder:
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            family=family,
+            input_size=input_size,
+            normalization=normalization,
+            description=description,
+            pretrainable=pretrainable,
+            builder=fn,
+        )
+        return fn
+
+    return deco
+
+
+def list_models(*, family: str | None = None, pretrainable: bool | None = None) -> list[ModelInfo]:
+    """Every registered architecture, sorted by name, optionally filtered.
+
+    Args:
+        family: Keep only ``"custom"`` or ``"transfer"`` models.
+        pretrainable: Keep only models that do (True) or do not (False) accept ImageNet weights.
+
+    Example:
+        >>> [m.name for m in list_models(family="custom")]
+        ['cnn4', 'cnn5', 'xraynet']
+    """
+    out = sorted(_REGISTRY.values(), key=lambda m: m.name)
+    if family is not None:
+        out = [m for m in out if m.family == family]
+    if pretrainable is not None:
+        out = [m for m in out if m.pretrainable == pretrainable]
+    return out
+
+
+def get_model_info(arch: str) -> ModelInfo:
+    """Registry entry of ``arch``; an unknown name raises an error listing the valid ones."""
+    try:
+        return _REGISTRY[arch]
+    except KeyError:
+        raise UnknownNameError("architecture", arch, list(_REGISTRY)) from None
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision: str) -> Iterator[None]:
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(resolve_precision(precision))
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def resolve_precision(precision: str) -> str:
+    """Turn ``"auto"`` into ``mixed_float16`` when a GPU is present, else ``float32``."""
+    valid = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+    if precision not in valid:
+        raise UnknownNameError("precision", precision, list(valid))
+    if precision != "auto":
+        return precision
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+
+
+def wrap_classifier(
+    logits_fn: Callable[[Any], Any],
+    *,
+    input_size: int,
+    normalization: str,
+    class_names: Sequence[str],
+    name: str,
+) -> keras.Model:
+    """Build ``raw pixels -> resize -> normalise -> logits_fn -> softmax`` as one model.
+
+    The input takes any height and width (0..255 RGB); resizing to ``input_size`` happens in
+    the graph with the same antialiased bilinear filter the data pipeline uses.
+    """
+    inputs = keras.Input(shape=(None, None, 3), name="image")
+    x = keras.layers.Resizing(
+        input_size, input_size, interpolation="bilinear", antialias=True, name="resize"
+    )(inputs)
+    x = Normalize(normalization, name="normalize")(x)
+    logits = logits_fn(x)
+    outputs = ClassifierOutput(class_names, name="probabilities")(logits)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_model(
+    arch: str,
+    *,
+    num_classes: int = 2,
+    class_names: Sequence[str] | None = None,
+    input_size: int | None = None,
+    weights: str | Path | None = None,
+    freeze_backbone: bool = False,
+    dropout: float | None = None,
+    precision: str = "float32",
+) -> keras.Model:
+    """Build an architecture of the zoo, ready to train or load weights into.
+
+    The model takes raw pixels (``uint8`` or float, 0..255, RGB, any size) and returns the
+    softmax over ``class_names``; resizing and normalisation happen inside the graph.
+
+    Args:
+        arch: Registry name (see :func:`list_models`).
+        num_classes: Number of outputs; 2 for normal/pneumonia, 3 for normal/bacteria/virus.
+        class_names: Output names; defaults to the task's names for 2 or 3 classes.
+        input_size: Square input size; defaults to the architecture's own.
+        weights: ``None`` (random init), ``"imagenet"`` (transfer backbones only, downloaded
+            by ``keras.applications``), or a path to a ``.weights.h5``/``.keras`` checkpoint.
+        freeze_backbone: Freeze the pretrained backbone (transfer models only); see
+            :func:`pneumozoo.models.set_backbone_trainable` to unfreeze for fine-tuning.
+        dropout: Override the head's dropout rate.
+        precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
+            (mixed_float16 when a GPU is present).
+
+    Returns:
+        An uncompiled ``keras.Model``.
+
+    Raises:
+        UnknownNameError: If ``arch`` is not registered.
+        ValueError: If ``weights="imagenet"`` is asked of a model trained from scratch.
+
+    Example:
+        >>> model = build_model("cnn4", input_size=64)
+        >>> model.output_shape
+        (None, 2)
+    """
+    info = get_model_info(arch)
+    size = int(input_size or info.input_size)
+    if class_names is None:
+        from pneumozoo.data.records import BINARY_CLASSES, THREE_CLASSES
+
+        defaults = {2: BINARY_CLASSES, 3: THREE_CLASSES}
+        class_names = defaults.get(num_classes, tuple(f"class_{i}" for i in range(num_classes)))
+    if len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names given for {num_classes} classes")
+    backbone_weights = "imagenet" if weights == "imagenet" else None
+    if backbone_weights and not info.pretrainable:
+        raise ValueError(f"{arch} is trained from scratch; weights='imagenet' needs one of: "
+                         + ", ".join(m.name for m in list_models(pretrainable=True)))
+    kwargs: dict[str, Any] = {"num_classes": num_classes, "input_size": size}
+    if dropout is not None:
+        kwargs["dropout"] = dropout
+    if info.pretrainable:
+        kwargs["weights"] = backbone_weights
+        kwargs["freeze_backbone"] = freeze_backbone
+    with _dtype_policy(precision):
+        model = wrap_classifier(
+            lambda x: info.builder(x, **kwargs),
+            input_size=size,
+            normalization=info.normalization,
+            class_names=class_names,
+            name=arch,
+        )
+    if weights is not None and weights != "imagenet":
+        model.load_weights(str(weights)) if str(weights).endswith(".weights.h5") else _load_into(model, Path(weights))
+    return model
+
+
+def _load_into(model: keras.Model, path: Path) -> None:
+    from pneumozoo.pretrained.loading import load_model_file
+
+    source = load_model_file(path)
+    model.set_weights(source.get_weights())
+
+
+def _output_layer(model: keras.Model) -> ClassifierOutput | None:
+    for layer in reversed(model.layers):
+        if isinstance(layer, ClassifierOutput):
+            return layer
+    return None
+
+
+def class_names_of(model: keras.Model) -> tuple[str, ...]:
+    """Class names a model was built with (read from its output layer).
+
+    Falls back to ``normal/pneumonia`` or ``normal/bacteria/virus`` for foreign models with
+    2 or 3 outputs.
+    """
+    layer = _output_layer(model)
+    if layer is not None:
+        return tuple(layer.class_names)
+    n = int(model.output_shape[-1])
+    from pneumozoo.data.records import BINARY_CLASSES, THREE_CLASSES
+
+    return {2: BINARY_CLASSES, 3: THREE_CLASSES}.get(n, tuple(f"class_{i}" for i in range(n)))
+
+
+def input_size_of(model: keras.Model) -> int:
+    """Square input size a model resizes to (read from its ``resize`` layer or input shape)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Resizing):
+            return int(layer.height)
+    shape = model.input_shape
+    if shape[1] is None:
+        raise ValueError(f"model {model.name} has no fixed input size")
+    return int(shape[1])

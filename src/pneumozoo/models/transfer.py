@@ -1,0 +1,96 @@
+"""Transfer-learning models: a ``keras.applications`` backbone with a classification head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers
+
+from pneumozoo.models.registry import register_model
+
+__all__ = ["BACKBONE_LAYER", "set_backbone_trainable"]
+
+#: Name of the backbone sub-model inside every transfer model.
+BACKBONE_LAYER = "backbone"
+
+# name -> (keras.applications constructor name, normalisation, default size, description)
+_BACKBONES: dict[str, tuple[str, str, int, str]] = {
+    "vgg16": ("VGG16", "caffe", 224, "VGG16 backbone (003)"),
+    "vgg19": ("VGG19", "caffe", 224, "VGG19 backbone with the 000 head (000, 002)"),
+    "resnet50": ("ResNet50", "caffe", 224, "ResNet50 backbone (003)"),
+    "xception": ("Xception", "symmetric", 299, "Xception backbone (003: best at 0.95)"),
+    "densenet121": ("DenseNet121", "imagenet", 224, "DenseNet121 backbone (003)"),
+    "inceptionv3": ("InceptionV3", "symmetric", 299, "InceptionV3 backbone (Kermany et al. 2018)"),
+    "mobilenetv2": ("MobileNetV2", "symmetric", 224, "MobileNetV2 backbone: small and fast"),
+    "efficientnetb0": ("EfficientNetB0", "none", 224, "EfficientNetB0 backbone: small and fast"),
+}
+
+
+def _head(x: Any, num_classes: int, dropout: float) -> Any:
+    """The head of 000: GAP -> Dense 1024 -> BN -> Dense 100 -> Dropout -> BN -> logits."""
+    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    x = layers.Dense(1024, activation="relu", name="head_fc1024")(x)
+    x = layers.BatchNormalization(name="head_bn1")(x)
+    x = layers.Dense(100, activation="relu", name="head_fc100")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    x = layers.BatchNormalization(name="head_bn2")(x)
+    return layers.Dense(num_classes, name="logits")(x)
+
+
+def _make_builder(ctor_name: str) -> Any:
+    def build(
+        x: Any,
+        *,
+        num_classes: int,
+        input_size: int,
+        weights: str | None = None,
+        freeze_backbone: bool = False,
+        dropout: float = 0.5,
+    ) -> Any:
+        ctor = getattr(keras.applications, ctor_name)
+        backbone = ctor(include_top=False, weights=weights, input_shape=(input_size, input_size, 3))
+        backbone.name = BACKBONE_LAYER
+        backbone.trainable = not freeze_backbone
+        # training=False keeps frozen BatchNorm statistics fixed, as fine-tuning needs.
+        features = backbone(x, training=False) if freeze_backbone else backbone(x)
+        return _head(features, num_classes, dropout)
+
+    return build
+
+
+for _name, (_ctor, _norm, _size, _desc) in _BACKBONES.items():
+    register_model(
+        _name,
+        family="transfer",
+        input_size=_size,
+        normalization=_norm,
+        description=_desc + "; GAP/1024/BN/100/Dropout/BN head.",
+        pretrainable=True,
+    )(_make_builder(_ctor))
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool = True, *, last_n: int | None = None) -> None:
+    """Freeze or unfreeze the backbone of a transfer model, for fine-tuning in two stages.
+
+    Args:
+        model: A model built by :func:`pneumozoo.build_model` with a transfer architecture.
+        trainable: Unfreeze (True) or freeze (False).
+        last_n: With ``trainable=True``, unfreeze only the last ``last_n`` backbone layers.
+            BatchNormalization layers stay frozen, as Keras's fine-tuning guide advises.
+
+    Recompile the model afterwards (``pneumozoo.fit`` does when given ``learning_rate``).
+
+    Raises:
+        ValueError: If the model has no backbone.
+    """
+    try:
+        backbone = model.get_layer(BACKBONE_LAYER)
+    except ValueError:
+        raise ValueError(f"model {model.name!r} has no {BACKBONE_LAYER!r} layer to (un)freeze") from None
+    backbone.trainable = trainable
+    if trainable:
+        inner = backbone.layers
+        cut = len(inner) - last_n if last_n is not None else 0
+        for i, layer in enumerate(inner):
+            layer.trainable = i >= cut and not isinstance(layer, layers.BatchNormalization)

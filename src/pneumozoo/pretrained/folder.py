@@ -1,0 +1,184 @@
+"""Model folders in Keras's native Hub layout, plus ``pneumozoo.json`` and a model card.
+
+::
+
+    <name>/
+      config.json        Keras model config      (keras.saving, zipped=False)
+      metadata.json      Keras version, date
+      model.weights.h5   weights (no optimizer)
+      pneumozoo.json     PretrainedConfig: classes, size, threshold, metrics, sha256s
+      README.md          model card with Hub metadata
+
+Loading verifies every sha256 first, refuses configs that would run code (``Lambda`` layers,
+objects outside Keras and pneumozoo), and keeps Keras ``safe_mode`` on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from pneumozoo.errors import IntegrityError, PneumozooError, UnsafeModelError
+from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
+from pneumozoo.utils import sha256_file
+
+__all__ = [
+    "check_config_safe",
+    "load_folder",
+    "load_model_file",
+    "read_config_json",
+    "save_folder",
+    "verify_folder",
+]
+
+_SAFE_MODULE_PREFIXES = ("keras", "pneumozoo", "builtins")
+_CODE_CLASSES = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
+
+
+def _walk(node: Any, path: str = "") -> Any:
+    if isinstance(node, dict):
+        yield path, node
+        for k, v in node.items():
+            yield from _walk(v, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, f"{path}[{i}]")
+
+
+def check_config_safe(config: dict[str, Any], source: str) -> None:
+    """Refuse a Keras model config that would execute code when loaded.
+
+    Raises:
+        UnsafeModelError: For ``Lambda`` layers, serialized functions, or classes from
+            modules other than Keras and pneumozoo.
+    """
+    for where, node in _walk(config):
+        cls = node.get("class_name")
+        if not isinstance(cls, str):
+            continue
+        if cls in _CODE_CLASSES or cls == "__lambda__":
+            raise UnsafeModelError(f"{source}: model config holds a {cls} layer ({where}); "
+                                   "pneumozoo only loads models that run no stored code")
+        module = node.get("module")
+        registered = node.get("registered_name") or ""
+        if isinstance(module, str) and not module.startswith(_SAFE_MODULE_PREFIXES):
+            raise UnsafeModelError(f"{source}: model config needs {module}.{cls} ({where}), "
+                                   "which is neither Keras nor pneumozoo")
+        if module is None and "config" in node and registered and not registered.startswith(
+                ("pneumozoo>",)) and ">" in registered:
+            raise UnsafeModelError(f"{source}: unknown custom object {registered!r} ({where})")
+
+
+def load_model_file(path: str | Path) -> keras.Model:
+    """Load a ``.keras`` file or a Keras folder with ``safe_mode`` and the safety check.
+
+    Raises:
+        UnsafeModelError: If the config would run code.
+        PneumozooError: If the file cannot be read as a Keras model.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        else:
+            import zipfile
+
+            with zipfile.ZipFile(path) as z:
+                config = json.loads(z.read("config.json"))
+    except (OSError, KeyError, ValueError) as e:
+        raise PneumozooError(f"{path}: not a Keras model ({e})") from None
+    check_config_safe(config, str(path))
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a broken file
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise PneumozooError(f"{path}: cannot load model ({msg})") from None
+
+
+def verify_folder(folder: str | Path, config: PretrainedConfig) -> None:
+    """Check every file's sha256 against ``config.files``.
+
+    Raises:
+        IntegrityError: On a missing file, a missing hash, or a mismatch.
+    """
+    folder = Path(folder)
+    for name in WEIGHT_FILES:
+        expected = config.files.get(name)
+        path = folder / name
+        if not expected:
+            raise IntegrityError(f"{folder}: {CONFIG_FILE} has no sha256 for {name}")
+        if not path.is_file():
+            raise IntegrityError(f"{path}: missing")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise IntegrityError(f"{path}: sha256 {actual[:12]}... does not match the published "
+                                 f"{expected[:12]}...; refusing to load (corrupt or tampered file)")
+
+
+def load_folder(folder: str | Path, *, source: str = "") -> keras.Model:
+    """Load a pneumozoo model folder: verify sha256s, check safety, load with ``safe_mode``.
+
+    The returned model carries its :class:`PretrainedConfig` as ``model.pneumozoo_config``.
+    """
+    folder = Path(folder)
+    config = PretrainedConfig.read(folder, source=source or str(folder))
+    verify_folder(folder, config)
+    model = load_model_file(folder)
+    model.pneumozoo_config = config
+    return model
+
+
+def _inference_copy(model: keras.Model) -> keras.Model:
+    """The model without optimizer state (smaller, and nothing a user does not need)."""
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig,
+                card: str | None = None) -> PretrainedConfig:
+    """Write ``model`` and its config as a model folder (atomically: temp folder, rename).
+
+    The sha256 of each Keras file is computed and stored in ``pneumozoo.json``.
+
+    Returns:
+        The config as written, with ``files`` filled in.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        keras.saving.save_model(_inference_copy(model), tmp, zipped=False)
+        assets = tmp / "assets"
+        if assets.is_dir() and not any(assets.iterdir()):
+            assets.rmdir()  # the Hub keeps no empty folders; keep local and remote identical
+        files = {name: sha256_file(tmp / name) for name in WEIGHT_FILES}
+        from dataclasses import replace
+
+        written = replace(config, files=files, params=int(model.count_params()))
+        written.write(tmp)
+        if card is not None:
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return written
+
+
+def read_config_json(folder: str | Path) -> dict[str, Any]:
+    """The raw ``pneumozoo.json`` of a folder, as a dict."""
+    return dict(json.loads((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8")))
+

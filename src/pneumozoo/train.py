@@ -1,0 +1,331 @@
+"""``fit``: ``model.fit`` with the callbacks people rely on, crash-safe resume and distribution."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import keras
+import tensorflow as tf
+
+from pneumozoo.data.pipeline import make_dataset
+from pneumozoo.data.records import Record, Task
+from pneumozoo.data.splits import class_weights as balanced_weights
+from pneumozoo.errors import DataError
+from pneumozoo.metrics import PneumoniaAUC
+from pneumozoo.models.registry import class_names_of, input_size_of
+from pneumozoo.utils import atomic_path, atomic_write_json
+
+__all__ = ["FitResult", "compile_model", "fit"]
+
+Schedule = Literal["plateau", "cosine", "exponential", "constant"]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        history: Per-epoch metrics (``loss``, ``accuracy``, ``auc``, ``val_*``, ``lr``),
+            including epochs run before a resume.
+        best_epoch: 1-based epoch with the best ``monitor`` value (0 if never measured).
+        best_value: That value.
+        monitor: The metric that chose the best epoch.
+        checkpoint_dir: Where checkpoints and ``history.json`` live, if anywhere.
+    """
+
+    history: dict[str, list[float]]
+    best_epoch: int
+    best_value: float
+    monitor: str
+    checkpoint_dir: Path | None = None
+    resumed_from: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int:
+        """Number of epochs trained in total."""
+        return len(next(iter(self.history.values()), []))
+
+
+def compile_model(model: keras.Model, *, learning_rate: float = 1e-3, optimizer: str = "adam",
+                  weight_decay: float | None = None, jit_compile: bool | str = "auto") -> None:
+    """Compile a zoo model with sparse categorical cross-entropy, accuracy and pneumonia AUC.
+
+    Args:
+        model: A model from :func:`pneumozoo.build_model` (softmax outputs).
+        learning_rate: Initial learning rate.
+        optimizer: ``adam``, ``adamw``, ``rmsprop`` or ``sgd`` (momentum 0.9).
+        weight_decay: Decoupled weight decay for ``adamw``.
+        jit_compile: XLA compilation (``"auto"`` lets Keras decide).
+    """
+    name = optimizer.lower()
+    opt: keras.optimizers.Optimizer
+    if name == "adam":
+        opt = keras.optimizers.Adam(learning_rate)
+    elif name == "adamw":
+        opt = keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay or 1e-4)
+    elif name == "rmsprop":
+        opt = keras.optimizers.RMSprop(learning_rate)
+    elif name == "sgd":
+        opt = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    else:
+        from pneumozoo.errors import UnknownNameError
+
+        raise UnknownNameError("optimizer", optimizer, ["adam", "adamw", "rmsprop", "sgd"])
+    model.compile(
+        optimizer=opt,
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), PneumoniaAUC()],
+        jit_compile=jit_compile,
+    )
+
+
+def _task_of(model: keras.Model) -> Task:
+    return "3class" if len(class_names_of(model)) == 3 else "binary"
+
+
+def _schedule_callback(schedule: Schedule, learning_rate: float, epochs: int,
+                       decay_after: int, warmup: int) -> keras.callbacks.Callback | None:
+    if schedule == "plateau":
+        return keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3, patience=2,
+                                                 min_lr=learning_rate * 1e-3, verbose=1)
+    if schedule == "constant":
+        return None
+
+    def lr_at(epoch: int, lr: float) -> float:
+        if epoch < warmup:
+            return learning_rate * (epoch + 1) / warmup
+        if schedule == "cosine":
+            t = (epoch - warmup) / max(1, epochs - warmup)
+            return learning_rate * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+        # "exponential": constant, then lr * exp(-0.1) per epoch after `decay_after` (000).
+        return learning_rate * math.exp(-0.1 * max(0, epoch - decay_after + 1))
+
+    # Computed from the epoch index alone, so a resumed run gets the same rates.
+    return keras.callbacks.LearningRateScheduler(lr_at)
+
+
+class _Checkpointer(keras.callbacks.Callback):
+    """Atomic per-epoch state for resume, best weights by ``monitor``, and early stopping."""
+
+    def __init__(self, directory: Path, monitor: str, mode: str, patience: int | None,
+                 history: dict[str, list[float]]) -> None:
+        super().__init__()
+        self.directory = directory
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = patience
+        self.history = history
+
+    def _best(self) -> tuple[int, float]:
+        values = self.history.get(self.monitor, [])
+        if not values:
+            return 0, math.nan
+        pick = max if self.mode == "max" else min
+        best = pick(v for v in values if not math.isnan(v)) if any(not math.isnan(v) for v in values) else math.nan
+        return (values.index(best) + 1 if not math.isnan(best) else 0), best
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = dict(logs or {})
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        keys = set(self.history) | set(logs)
+        for key in keys:
+            self.history.setdefault(key, [math.nan] * epoch)
+            self.history[key].append(float(logs.get(key, math.nan)))
+        best_epoch, _ = self._best()
+        if best_epoch == epoch + 1:
+            with atomic_path(self.directory / "best.weights.h5", suffix=".weights.h5") as tmp:
+                self.model.save_weights(tmp)
+        # Weights first (with the optimizer state), then the state file that points at them:
+        # a kill between the two leaves the previous, consistent pair.
+        name = f"epoch-{epoch + 1:04d}.weights.h5"
+        with atomic_path(self.directory / name, suffix=".weights.h5") as tmp:
+            self.model.save_weights(tmp)
+        atomic_write_json(self.directory / "state.json", {"epoch": epoch + 1, "weights": name,
+                                                          "history": self.history})
+        atomic_write_json(self.directory / "history.json", self.history)
+        for old in self.directory.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+        if self.patience is not None and best_epoch and epoch + 1 - best_epoch >= self.patience:
+            self.model.stop_training = True
+
+
+def _as_dataset(data: Sequence[Record] | tf.data.Dataset, model: keras.Model, *, training: bool,
+                batch_size: int, augment: Any, cache: bool | str | Path, seed: int,
+                oversample_minority: bool) -> tf.data.Dataset:
+    if isinstance(data, tf.data.Dataset):
+        return data
+    records = list(data)
+    if not records:
+        raise DataError("no records to train or validate on")
+    task = _task_of(model)
+    if training and oversample_minority:
+        from pneumozoo.data.splits import oversample
+
+        records = oversample(records, task, seed=seed)
+    return make_dataset(records, input_size=input_size_of(model), task=task, batch_size=batch_size,
+                        training=training, augment=augment if training else None, cache=cache,
+                        seed=seed)
+
+
+def fit(
+    model: keras.Model,
+    train: Sequence[Record] | tf.data.Dataset,
+    validation: Sequence[Record] | tf.data.Dataset | None = None,
+    *,
+    epochs: int = 30,
+    learning_rate: float = 1e-3,
+    optimizer: str = "adam",
+    batch_size: int = 32,
+    augment: str | Any | None = "xray",
+    class_weight: Literal["balanced"] | dict[int, float] | None = "balanced",
+    oversample: bool = False,
+    schedule: Schedule = "plateau",
+    warmup_epochs: int = 0,
+    decay_after: int = 20,
+    monitor: str = "val_auc",
+    early_stopping: int | None = 8,
+    checkpoint_dir: str | Path | None = None,
+    restore_best: bool = True,
+    cache: bool | str | Path = True,
+    strategy: str | tf.distribute.Strategy | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    seed: int = 0,
+    verbose: int | str = "auto",
+) -> FitResult:
+    """Train a zoo model: ``model.fit`` plus checkpoints, schedules, resume and balance.
+
+    Given records, it builds the ``tf.data`` pipelines itself (input size and task are read
+    from the model). With ``checkpoint_dir``, every epoch's weights and optimizer state are
+    written atomically, and calling ``fit`` again with the same arguments after a crash or
+    kill continues from the last finished epoch and ends at the same ``epochs``.
+
+    Args:
+        model: A model from :func:`pneumozoo.build_model` (compiled here unless it already is).
+        train: Training records or a batched ``(images, labels)`` dataset.
+        validation: Validation records or dataset (needed for ``val_*`` monitoring).
+        epochs: Total number of epochs (a resumed run counts the earlier ones).
+        learning_rate: Initial learning rate (the model is (re)compiled with it).
+        optimizer: ``adam``, ``adamw``, ``rmsprop`` or ``sgd``.
+        batch_size: Global batch size when building pipelines from records.
+        augment: Augmentation preset name or layer, applied on the training split only.
+        class_weight: ``"balanced"`` (inverse class frequency), a dict, or None.
+        oversample: Repeat minority-class records instead of (or as well as) weighting.
+        schedule: ``plateau`` (ReduceLROnPlateau on val_loss), ``cosine``, ``exponential``
+            (constant, then ``lr * exp(-0.1)`` per epoch after ``decay_after``, as in 000)
+            or ``constant``.
+        warmup_epochs: Linear warm-up epochs for ``cosine``/``exponential``.
+        decay_after: First epoch of exponential decay.
+        monitor: Metric choosing the best epoch (``val_auc`` by default; ``auc`` without
+            validation data).
+        early_stopping: Stop after this many epochs without improvement (None: never).
+        checkpoint_dir: Folder for ``best.weights.h5``, resume state and ``history.json``.
+        restore_best: Load the best epoch's weights into ``model`` at the end.
+        cache: Cache decoded images (see :func:`pneumozoo.data.make_dataset`).
+        strategy: ``"mirrored"``, ``"multiworker"``, a ``tf.distribute.Strategy`` or None.
+        callbacks: More Keras callbacks.
+        seed: Seed for shuffling and augmentation.
+        verbose: Keras verbosity (``"auto"`` shows a progress bar).
+
+    Returns:
+        A :class:`FitResult` with the full history and the best epoch.
+
+    Example:
+        >>> model = pneumozoo.build_model("xraynet")  # doctest: +SKIP
+        >>> result = pneumozoo.fit(model, train_records, val_records, epochs=20)  # doctest: +SKIP
+    """
+    if validation is None and monitor.startswith("val_"):
+        monitor = monitor[4:]
+    mode = "min" if monitor.endswith("loss") else "max"
+    task = _task_of(model)
+    cw: dict[int, float] | None
+    if class_weight == "balanced":
+        if isinstance(train, tf.data.Dataset):
+            raise ValueError("class_weight='balanced' needs records; pass a dict for datasets")
+        cw = None if oversample else balanced_weights(list(train), task)
+    else:
+        cw = class_weight
+    if strategy is not None:
+        from pneumozoo.distribute import replicate_model
+
+        return replicate_model(model, strategy, lambda m: fit(
+            m, train, validation, epochs=epochs, learning_rate=learning_rate, optimizer=optimizer,
+            batch_size=batch_size, augment=augment, class_weight=cw, oversample=oversample,
+            schedule=schedule, warmup_epochs=warmup_epochs, decay_after=decay_after,
+            monitor=monitor, early_stopping=early_stopping, checkpoint_dir=checkpoint_dir,
+            restore_best=restore_best, cache=cache, strategy=None, callbacks=callbacks,
+            seed=seed, verbose=verbose))
+
+    train_ds = _as_dataset(train, model, training=True, batch_size=batch_size, augment=augment,
+                           cache=cache, seed=seed, oversample_minority=oversample)
+    val_ds = None if validation is None else _as_dataset(
+        validation, model, training=False, batch_size=batch_size, augment=None, cache=cache,
+        seed=seed, oversample_minority=False)
+
+    compile_model(model, learning_rate=learning_rate, optimizer=optimizer)
+    history: dict[str, list[float]] = {}
+    initial_epoch = 0
+    ckpt: Path | None = Path(checkpoint_dir) if checkpoint_dir else None
+    all_callbacks: list[keras.callbacks.Callback] = []
+    if ckpt is not None:
+        ckpt.mkdir(parents=True, exist_ok=True)
+        state_file = ckpt / "state.json"
+        if state_file.exists():
+            state = json.loads(state_file.read_text())
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(ckpt / state["weights"])
+            history = {k: list(v) for k, v in state["history"].items()}
+            initial_epoch = int(state["epoch"])
+        all_callbacks.append(_Checkpointer(ckpt, monitor, mode, early_stopping, history))
+    else:
+        all_callbacks.append(_HistoryOnly(history))
+        if early_stopping is not None:
+            all_callbacks.append(keras.callbacks.EarlyStopping(
+                monitor=monitor, mode=mode, patience=early_stopping, restore_best_weights=restore_best))
+    sched = _schedule_callback(schedule, learning_rate, epochs, decay_after, warmup_epochs)
+    if sched is not None:
+        all_callbacks.insert(0, sched)
+    all_callbacks.extend(callbacks)
+
+    stopped_early = False
+    if initial_epoch < epochs and not _early_stopped(history, monitor, mode, early_stopping):
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
+                  class_weight=cw, callbacks=all_callbacks, verbose=verbose)
+    else:
+        stopped_early = initial_epoch < epochs
+    values = history.get(monitor, [])
+    finite = [v for v in values if not math.isnan(v)]
+    best_value = (max(finite) if mode == "max" else min(finite)) if finite else math.nan
+    best_epoch = values.index(best_value) + 1 if finite else 0
+    if ckpt is not None and restore_best and (ckpt / "best.weights.h5").exists():
+        model.load_weights(ckpt / "best.weights.h5")
+    return FitResult(history=history, best_epoch=best_epoch, best_value=best_value,
+                     monitor=monitor, checkpoint_dir=ckpt, resumed_from=initial_epoch,
+                     extra={"stopped_early_before_resume": stopped_early})
+
+
+def _early_stopped(history: dict[str, list[float]], monitor: str, mode: str,
+                   patience: int | None) -> bool:
+    values = [v for v in history.get(monitor, []) if not math.isnan(v)]
+    if patience is None or not values:
+        return False
+    best = max(values) if mode == "max" else min(values)
+    return len(history[monitor]) - (history[monitor].index(best) + 1) >= patience
+
+
+class _HistoryOnly(keras.callbacks.Callback):
+    def __init__(self, history: dict[str, list[float]]) -> None:
+        super().__init__()
+        self.history = history
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = dict(logs or {})
+        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
