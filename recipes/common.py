@@ -44,6 +44,7 @@ class Recipe:
     val_fraction: float = 0.15
     seed: int = 0
     threshold_rule: str = "youden"
+    init_from: str | None = None  # another recipe's name: start from its best weights
     description: str = ""
 
 
@@ -78,6 +79,9 @@ def run(recipe: Recipe) -> None:
     print(f"[{recipe.name}] train {len(train)}  val {len(val)}", flush=True)
     num_classes = 3 if recipe.task == "3class" else 2
     model = pneumozoo.build_model(recipe.arch, num_classes=num_classes, input_size=recipe.input_size)
+    if recipe.init_from and not (run_dir / "checkpoint" / "state.json").exists():
+        copied = init_from_run(model, recipe, args.runs / recipe.init_from / "checkpoint" / "best.weights.h5")
+        print(f"[{recipe.name}] initialised {copied} layers from {recipe.init_from}", flush=True)
     if args.stage in ("all", "train"):
         t0 = time.time()
         result = pneumozoo.fit(
@@ -96,6 +100,30 @@ def run(recipe: Recipe) -> None:
         from finalize import finalize  # type: ignore[import-not-found]
 
         finalize(recipe, model, train, val, args)
+
+
+def init_from_run(model: Any, recipe: Recipe, weights: Path) -> int:
+    """Copy every layer whose name and shapes match from another run's best weights.
+
+    The classifier (``logits``) differs in width between tasks and stays freshly initialised.
+    """
+    import pneumozoo
+
+    if not weights.exists():
+        raise SystemExit(f"{weights}: train {recipe.init_from} first")
+    donor = pneumozoo.build_model(recipe.arch, num_classes=2, input_size=recipe.input_size)
+    donor.load_weights(weights)
+    copied = 0
+    for layer in model.layers:
+        try:
+            other = donor.get_layer(layer.name)
+        except ValueError:
+            continue
+        mine, theirs = layer.get_weights(), other.get_weights()
+        if mine and len(mine) == len(theirs) and all(a.shape == b.shape for a, b in zip(mine, theirs)):
+            layer.set_weights(theirs)
+            copied += 1
+    return copied
 
 
 def main_guard(recipe: Recipe) -> None:

@@ -128,6 +128,30 @@ def _pil_to_array(img: Image.Image, name: str) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _sniff_format(fp: Any) -> str | None:
+    """The format a stream's magic number announces (PNG, JPEG, ...), or ``None``."""
+    try:
+        fp.seek(0)
+        head = fp.read(16)
+    except Exception:
+        return None
+    if not isinstance(head, bytes):
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
+
+
 def _open_pil(fp: Any, name: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
@@ -145,6 +169,10 @@ def _open_pil(fp: Any, name: str) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InvalidImageError(name, f"too many pixels ({_one_line(e)})") from None
     except UnidentifiedImageError:
+        kind = _sniff_format(fp)
+        if kind is not None:  # the right magic number, but Pillow cannot parse the header
+            reason = f"corrupt {kind} file (its header cannot be read)"
+            raise InvalidImageError(name, reason) from None
         raise InvalidImageError(name, "not an image file (unrecognised format)") from None
     except (
         OSError,
