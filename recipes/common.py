@@ -120,7 +120,7 @@ def init_from_run(model: Any, recipe: Recipe, weights: Path) -> int:
         except ValueError:
             continue
         mine, theirs = layer.get_weights(), other.get_weights()
-        if mine and len(mine) == len(theirs) and all(a.shape == b.shape for a, b in zip(mine, theirs)):
+        if mine and len(mine) == len(theirs) and all(a.shape == b.shape for a, b in zip(mine, theirs, strict=True)):
             layer.set_weights(theirs)
             copied += 1
     return copied

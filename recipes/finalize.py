@@ -23,22 +23,22 @@ EXAMPLES = ROOT / "examples" / "xrays"
 
 def finalize(recipe: Any, model: Any, train: list[Any], val: list[Any], args: argparse.Namespace) -> None:
     import keras
-
-    import pneumozoo
-    from pneumozoo.data import scan_split, targets
-    from pneumozoo.evaluation import report_from_predictions
     from pneumozoo.evaluation.bootstrap import bootstrap_ci
     from pneumozoo.evaluation.calibration import (
         apply_temperature,
         expected_calibration_error,
         fit_temperature,
     )
+    from pneumozoo.evaluation.thresholds import choose_threshold
+    from pneumozoo.pretrained.card import model_card
+
+    import pneumozoo
+    from pneumozoo.data import scan_split, targets
+    from pneumozoo.evaluation import report_from_predictions
     from pneumozoo.evaluation.metrics import pneumonia_scores
     from pneumozoo.evaluation.report import predict_records
-    from pneumozoo.evaluation.thresholds import choose_threshold
     from pneumozoo.models import class_names_of
     from pneumozoo.pretrained import PretrainedConfig, load_pretrained, save_folder
-    from pneumozoo.pretrained.card import model_card
 
     task = recipe.task
     names = class_names_of(model)

@@ -47,8 +47,8 @@ def make_dicom(
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = transfer_syntax
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128 if preamble else None)
+    meta.TransferSyntaxUID = pydicom.uid.UID(transfer_syntax)
+    ds = FileDataset("", {}, file_meta=meta, preamble=b"\0" * 128 if preamble else None)
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.Modality = "DX"
@@ -246,7 +246,7 @@ def test_ybr_full_is_converted_to_rgb() -> None:
 
 
 def test_palette_colour() -> None:
-    lut = {
+    lut: dict[str, Any] = {
         f"{c}PaletteColorLookupTableDescriptor": [3, 0, 16] for c in ("Red", "Green", "Blue")
     }
     lut["RedPaletteColorLookupTableData"] = np.array([65535, 0, 0], "<u2").tobytes()

@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "UnsafeModelError": "pneumozoo.errors",
     "EvaluationReport": "pneumozoo.evaluation",
     "evaluate": "pneumozoo.evaluation",
+    "grad_cam": "pneumozoo.explain",
     "read_xray": "pneumozoo.io",
     "ModelInfo": "pneumozoo.models",
     "build_model": "pneumozoo.models",
@@ -50,7 +51,39 @@ _EXPORTS: dict[str, str] = {
     "fit": "pneumozoo.train",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "DataError",
+    "DownloadError",
+    "EvaluationReport",
+    "FitResult",
+    "IntegrityError",
+    "InvalidImageError",
+    "ModelInfo",
+    "PneumozooError",
+    "Prediction",
+    "PretrainedConfig",
+    "Record",
+    "UnknownNameError",
+    "UnsafeModelError",
+    "__version__",
+    "augment",
+    "build_model",
+    "class_weights",
+    "evaluate",
+    "fit",
+    "grad_cam",
+    "list_models",
+    "list_pretrained",
+    "load_pretrained",
+    "make_dataset",
+    "patient_split",
+    "predict",
+    "push_to_hub",
+    "read_xray",
+    "scan_folder",
+    "scan_split",
+    "set_backbone_trainable",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from pneumozoo import augment
@@ -72,6 +105,7 @@ if TYPE_CHECKING:  # pragma: no cover
         UnsafeModelError,
     )
     from pneumozoo.evaluation import EvaluationReport, evaluate
+    from pneumozoo.explain import grad_cam
     from pneumozoo.hub import push_to_hub
     from pneumozoo.io import read_xray
     from pneumozoo.models import ModelInfo, build_model, list_models, set_backbone_trainable

@@ -105,14 +105,28 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--threshold", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--ci", action=argparse.BooleanOptionalAction, default=True,
+                   help="95%% bootstrap confidence intervals, resampling patients (default: on)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--tta", action="store_true", help="average over test-time augmentations")
+    p.add_argument("--report", metavar="DIR", default=None,
+                   help="write report.json and every figure (ROC, PR, confusion, reliability) "
+                        "there; figures need the 'plot' extra")
 
 
 @command("evaluate", "evaluate a model on a labelled split folder", _evaluate_args)
 def _evaluate(args: argparse.Namespace) -> int:
     from pneumozoo.evaluation import evaluate
 
+    if args.report is not None:
+        from pneumozoo.plot import require_matplotlib
+
+        require_matplotlib()  # fail before loading the model and predicting
     model = _load(args)
-    report = evaluate(model, args.data_dir, threshold=args.threshold, batch_size=args.batch_size)
+    report = evaluate(model, args.data_dir, threshold=args.threshold, batch_size=args.batch_size,
+                      ci=args.ci, n_boot=args.n_boot, tta=args.tta, report_dir=args.report)
+    if args.report is not None:
+        print(f"pneumozoo: report and figures written to {args.report}", file=sys.stderr)
     if args.json:
         print(report.to_json(indent=None))
     else:
@@ -145,7 +159,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pneumozoo.data import patient_split, scan_folder, scan_split
+    from pneumozoo.data import Task, patient_split, scan_folder, scan_split
     from pneumozoo.data.validate import validate_records
     from pneumozoo.models import build_model
     from pneumozoo.train import fit
@@ -172,7 +186,7 @@ def _train(args: argparse.Namespace) -> int:
     from pneumozoo.evaluation.report import predict_records
     from pneumozoo.pretrained import PretrainedConfig, save_folder
 
-    task = "3class" if num_classes == 3 else "binary"
+    task: Task = "3class" if num_classes == 3 else "binary"
     from pneumozoo.data import targets
 
     val_probs = predict_records(model, val, task=task)
@@ -225,6 +239,88 @@ def _models(args: argparse.Namespace) -> int:
         fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else "-"  # noqa: E731
         print(f"{c.name:<18} {c.architecture:<10} {c.task:<7} {c.input_size:>4} {c.threshold:>6.3f} "
               f"{fmt(acc):>8} {fmt(auc):>8}")
+    return EXIT_OK
+
+
+# --- hub ---------------------------------------------------------------------------------
+def _hub_args(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    push = actions.add_parser("push", help="publish a model folder (adds a model card if it has none)")
+    push.add_argument("folder", help="a pneumozoo model folder (pneumozoo.json + Keras files)")
+    push.add_argument("repo_id", help="Hub repo owner/name (created if missing)")
+    push.add_argument("--revision", default=None, help="branch to commit to (created if missing)")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.add_argument("--message", default=None, help="commit message")
+    push.add_argument("--create-pr", action="store_true", help="open a pull request instead")
+    down = actions.add_parser("download", help="fetch a model folder into the Hugging Face cache "
+                              "(sha256-checked) and print its path")
+    down.add_argument("repo", metavar="REPO_ID[@REV]", help="owner/name or owner/name@revision")
+    down.add_argument("--revision", default=None, help="branch, tag or commit")
+    down.add_argument("--cache-dir", default=None, help="Hub cache folder")
+
+
+@command("hub", "push model folders to, or download them from, the Hugging Face Hub", _hub_args)
+def _hub(args: argparse.Namespace) -> int:
+    if args.action == "push":
+        from pneumozoo.hub import push_to_hub
+
+        commit = push_to_hub(args.folder, args.repo_id, revision=args.revision, private=args.private,
+                             commit_message=args.message, create_pr=args.create_pr)
+        print(f"hf://{args.repo_id}@{commit}")
+        return EXIT_OK
+    from pneumozoo.hub import download_model, split_repo_ref
+
+    repo_id, revision = split_repo_ref(args.repo)
+    print(download_model(repo_id, revision=revision or args.revision, cache_dir=args.cache_dir))
+    return EXIT_OK
+
+
+# --- explain -----------------------------------------------------------------------------
+def _explain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", help="one X-ray (JPEG, PNG, DICOM...)")
+    _model_arg(p)
+    p.add_argument("--out", default=None, help="Grad-CAM overlay PNG (default: IMAGE_gradcam.png here)")
+    p.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
+    p.add_argument("--class", dest="class_name", default=None,
+                   help="class to explain (default: the predicted label)")
+    p.add_argument("--layer", default=None, help="feature layer (default: the last conv feature map)")
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay")
+    p.add_argument("--feature-maps", nargs="*", metavar="LAYER", default=None,
+                   help="also save a grid of these layers' feature maps (none named: a few conv layers)")
+    p.add_argument("--out-features", default=None,
+                   help="feature-map grid PNG (default: IMAGE_features.png here)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@command("explain", "Grad-CAM heatmap (and feature maps) of one X-ray", _explain_args)
+def _explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pneumozoo.explain import save_explanation, save_feature_maps
+    from pneumozoo.io import read_xray
+    from pneumozoo.predict import predict
+
+    image = read_xray(args.image)  # one clear error line before the model loads
+    model = _load(args)
+    pred = predict(model, image)[0]
+    explained = args.class_name or pred.label  # default: the label predict() gives
+    out = save_explanation(model, image, args.out or f"{Path(args.image).stem}_gradcam.png",
+                           class_index=explained, layer=args.layer, method=args.method,
+                           alpha=args.alpha)
+    result: dict[str, Any] = {"path": args.image, "label": pred.label,
+                              "probability": pred.probability, "explained_class": explained,
+                              "method": args.method, "heatmap": str(out)}
+    if args.feature_maps is not None or args.out_features is not None:
+        grid = save_feature_maps(model, image, args.out_features or f"{Path(args.image).stem}_features.png",
+                                 args.feature_maps or None)
+        result["feature_maps"] = str(grid)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.image}: {pred.label} (P(pneumonia) {pred.probability:.4f}); "
+              f"{args.method} of {explained!r} -> {out}")
+        if "feature_maps" in result:
+            print(f"feature maps -> {result['feature_maps']}")
     return EXIT_OK
 
 

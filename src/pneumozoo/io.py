@@ -24,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from pneumozoo.errors import InvalidImageError
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "MAX_PIXELS",
     "ImageSource",
     "describe_source",
@@ -33,7 +34,12 @@ __all__ = [
 ]
 
 #: Largest image accepted, in pixels (a 16k x 16k film; guards against decompression bombs).
-MAX_PIXELS = 16384 * 16384
+MAX_PIXELS = 8192 * 8192
+
+#: File suffixes treated as images when walking folders (any case).
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".dcm", ".dicom"}
+)
 
 ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Image.Image, np.ndarray]
 
@@ -55,7 +61,7 @@ def describe_source(source: object) -> str:
 
 def _path_name(path: str | os.PathLike[str]) -> str:
     """A path as text for messages, kept to one line (newlines in file names are escaped)."""
-    text = str(os.fspath(path))
+    text = os.fsdecode(os.fspath(path))
     if "\n" in text or "\r" in text:
         text = text.replace("\r", "\\r").replace("\n", "\\n")
     return text
@@ -266,9 +272,10 @@ def read_xray(source: ImageSource) -> np.ndarray:
     """
     name = describe_source(source)
     if isinstance(source, (str, os.PathLike)):
-        if not os.fspath(source):
+        text = os.fsdecode(os.fspath(source))
+        if not text:
             raise InvalidImageError("<empty path>", "an empty string is not a file path")
-        return _read_path(Path(source))
+        return _read_path(Path(text))
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if not data:
@@ -298,7 +305,7 @@ def expand_inputs(
 
     Folders are walked recursively in sorted order, skipping hidden entries (names starting
     with ``.``) and files whose suffix is not an image suffix
-    (:data:`pneumozoo.data.records.IMAGE_SUFFIXES`, any case). A file named explicitly is kept
+    (:data:`IMAGE_SUFFIXES`, any case). A file named explicitly is kept
     whatever its suffix (reading it will say if it is not an image). Missing paths, broken
     symbolic links, symbolic link loops and unreadable folders become
     :class:`~pneumozoo.errors.InvalidImageError` entries instead of raising, so one bad path
@@ -316,7 +323,6 @@ def expand_inputs(
         >>> [str(e) for e in errors]  # doctest: +SKIP
         ['missing.png: no such file or directory']
     """
-    from pneumozoo.data.records import IMAGE_SUFFIXES
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -372,10 +378,11 @@ def expand_inputs(
             add(path)
 
     for raw in paths:
-        if not os.fspath(raw):
+        text = os.fsdecode(os.fspath(raw))
+        if not text:
             errors.append(InvalidImageError("<empty path>", "an empty string is not a file path"))
             continue
-        path = Path(raw)
+        path = Path(text)
         try:
             st = os.stat(path)
         except OSError as e:

@@ -123,7 +123,7 @@ def iter_predictions(
                 batch = np.stack(good).astype(np.float32)
                 probs = _predict_batch(model, batch, tta=tta)
             k = 0
-            for item, x in zip(chunk, loaded):
+            for item, x in zip(chunk, loaded, strict=True):
                 name = describe_source(item) if not isinstance(item, InvalidImageError) else item.source
                 if isinstance(x, InvalidImageError):
                     yield Prediction(source=name, label=None, probability=None, threshold=threshold,
@@ -135,7 +135,7 @@ def iter_predictions(
                     source=name,
                     label=_label(p, names, threshold),
                     probability=float(1.0 - p[0]),
-                    probabilities={n: float(v) for n, v in zip(names, p)},
+                    probabilities={n: float(v) for n, v in zip(names, p, strict=True)},
                     threshold=threshold,
                 )
             done += len(chunk)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from pneumozoo.errors import DataError, UnknownNameError
+from pneumozoo.io import IMAGE_SUFFIXES, expand_inputs
 
 __all__ = [
     "BINARY_CLASSES",
@@ -38,9 +39,6 @@ Task = Literal["binary", "3class"]
 TASKS: tuple[str, ...] = ("binary", "3class")
 BINARY_CLASSES: tuple[str, ...] = ("normal", "pneumonia")
 THREE_CLASSES: tuple[str, ...] = ("normal", "bacteria", "virus")
-IMAGE_SUFFIXES: frozenset[str] = frozenset(
-    {".jpeg", ".jpg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".dcm", ".dicom"}
-)
 
 _PERSON = re.compile(r"^(person\d+)_(bacteria|virus)", re.IGNORECASE)
 _NORMAL = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)", re.IGNORECASE)
@@ -150,20 +148,20 @@ def scan_folder(folder: str | Path, *, split: str = "") -> list[Record]:
         raise DataError(f"{root}: no NORMAL/ or PNEUMONIA/ class folder inside")
     records = []
     for class_dir, label in dirs:
-        for path in sorted(class_dir.rglob("*")):
-            if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            if not path.is_file():
-                continue
-            records.append(
-                Record(
-                    path=path,
-                    split=split or root.name,
-                    label=label,
-                    subtype=parse_subtype(path.name, label),
-                    patient_id=parse_patient_id(path.name),
-                )
+        # The same walk as `pneumozoo predict`: sorted, hidden entries and link loops skipped.
+        files, problems = expand_inputs([class_dir])
+        if problems:
+            raise DataError(f"{problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        records.extend(
+            Record(
+                path=path,
+                split=split or root.name,
+                label=label,
+                subtype=parse_subtype(path.name, label),
+                patient_id=parse_patient_id(path.name),
             )
+            for path in files
+        )
     if not records:
         raise DataError(f"{root}: no images in its class folders")
     return records
@@ -208,7 +206,7 @@ def targets(records: Sequence[Record], task: Task) -> list[int]:
     """
     out = [r.target(task) for r in records]
     if task == "3class":
-        unknown = [r.path for r, t in zip(records, out) if t < 0]
+        unknown = [r.path for r, t in zip(records, out, strict=True) if t < 0]
         if unknown:
             raise DataError(
                 f"{unknown[0]}: 3class task needs 'bacteria' or 'virus' in pneumonia file names "

@@ -103,8 +103,8 @@ def oversample(records: Sequence[Record], task: Task = "binary", *, seed: int = 
     out: list[Record] = []
     for c in sorted(counts):
         idx = np.flatnonzero(y == c)
-        extra = rng.choice(idx, size=top - len(idx), replace=True) if top > len(idx) else []
-        out.extend(records[i] for i in idx)
+        extra = rng.choice(idx, size=top - len(idx), replace=True) if top > len(idx) else idx[:0]
+        out.extend(records[int(i)] for i in idx)
         out.extend(records[int(i)] for i in extra)
     order = rng.permutation(len(out))
     return [out[i] for i in order]

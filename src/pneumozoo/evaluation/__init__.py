@@ -1,5 +1,15 @@
 """Evaluation: metrics, reports, confidence intervals, operating points, calibration."""
 
+from pneumozoo.evaluation.bootstrap import bootstrap_ci
+from pneumozoo.evaluation.calibration import (
+    apply_temperature,
+    calibrate,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_curve,
+    temperature_of,
+)
+from pneumozoo.evaluation.enrich import enrich_report, write_report
 from pneumozoo.evaluation.metrics import binary_metrics, multiclass_metrics, pneumonia_scores
 from pneumozoo.evaluation.report import (
     EvaluationReport,
@@ -7,13 +17,28 @@ from pneumozoo.evaluation.report import (
     predict_records,
     report_from_predictions,
 )
+from pneumozoo.evaluation.thresholds import OperatingPoint, choose_threshold, operating_points
+from pneumozoo.evaluation.tta import predict_tta
 
 __all__ = [
     "EvaluationReport",
+    "OperatingPoint",
+    "apply_temperature",
     "binary_metrics",
+    "bootstrap_ci",
+    "calibrate",
+    "choose_threshold",
+    "enrich_report",
     "evaluate",
+    "expected_calibration_error",
+    "fit_temperature",
     "multiclass_metrics",
+    "operating_points",
     "pneumonia_scores",
     "predict_records",
+    "predict_tta",
+    "reliability_curve",
     "report_from_predictions",
+    "temperature_of",
+    "write_report",
 ]

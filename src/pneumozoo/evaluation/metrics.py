@@ -44,7 +44,7 @@ def binary_metrics(y_true: Sequence[int] | np.ndarray, scores: np.ndarray, thres
     prec = _safe_div(tp, tp + fp)
     both = len(np.unique(y)) == 2
     return {
-        "n": int(len(y)),
+        "n": len(y),
         "threshold": float(threshold),
         "accuracy": _safe_div(tp + tn, len(y)),
         "sensitivity": sens,

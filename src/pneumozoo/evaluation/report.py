@@ -89,6 +89,11 @@ class EvaluationReport:
             lines.append(f"{key:<12} {value:.4f}{ci_text}")
         if len(self.class_names) > 2:
             lines.append(f"{'3-class acc':<12} {self.class_accuracy:.4f}  macro F1 {self.macro_f1:.4f}")
+        calibration = self.extra.get("calibration") or {}
+        if "ece" in calibration:
+            before = calibration.get("ece_uncalibrated")
+            note = f"  (T={calibration['temperature']:.3f}; {before:.4f} before)" if before else ""
+            lines.append(f"{'ece':<12} {calibration['ece']:.4f}{note}")
         return "\n".join(lines)
 
 
@@ -114,13 +119,21 @@ def report_from_predictions(
 
 
 def predict_records(model: Any, records: Sequence[Record], *, batch_size: int = 32,
-                    task: Task = "binary") -> np.ndarray:
-    """Softmax outputs of ``model`` for ``records``, in order (streamed in batches)."""
+                    task: Task = "binary", tta: bool = False) -> np.ndarray:
+    """Softmax outputs of ``model`` for ``records``, in order (streamed in batches).
+
+    With ``tta=True`` each batch goes through
+    :func:`pneumozoo.evaluation.tta.predict_tta` (the default shift/zoom views).
+    """
     from pneumozoo.data.pipeline import make_dataset
     from pneumozoo.models.registry import input_size_of
 
     ds = make_dataset(records, input_size=input_size_of(model), task=task, batch_size=batch_size,
                       training=False, cache=False)
+    if tta:
+        from pneumozoo.evaluation.tta import predict_tta
+
+        return np.concatenate([predict_tta(model, np.asarray(x)) for x, _ in ds])
     return np.asarray(model.predict(ds.map(lambda x, y: x), verbose=0), dtype=np.float64)
 
 
@@ -130,6 +143,10 @@ def evaluate(
     *,
     threshold: float | None = None,
     batch_size: int = 32,
+    ci: bool = True,
+    n_boot: int = 1000,
+    tta: bool = False,
+    report_dir: str | Path | None = None,
 ) -> EvaluationReport:
     """Evaluate a model on a labelled split.
 
@@ -140,6 +157,14 @@ def evaluate(
         threshold: Decision threshold on P(pneumonia); defaults to the model's shipped
             threshold (``model.pneumozoo_config.threshold``) or 0.5.
         batch_size: Inference batch size.
+        ci: Fill ``confidence_intervals`` with 95% bootstrap intervals, resampling patients
+            (ids parsed from the file names); see :func:`pneumozoo.evaluation.enrich_report`,
+            which also puts calibration (ECE) and operating points in ``extra``.
+        n_boot: Bootstrap resamples.
+        tta: Average the softmax over test-time augmentations
+            (:func:`pneumozoo.evaluation.tta.predict_tta`).
+        report_dir: Also write ``report.json`` and every figure there (figures need the
+            ``plot`` extra, checked before the model runs).
 
     Returns:
         An :class:`EvaluationReport`; ``.to_dict()``/``.to_json()`` for JSON.
@@ -148,14 +173,27 @@ def evaluate(
         >>> report = pneumozoo.evaluate(model, "chest_xray/test")  # doctest: +SKIP
         >>> report.accuracy, report.auc  # doctest: +SKIP
     """
+    from pneumozoo.evaluation.enrich import enrich_report, write_report
+    from pneumozoo.models.layers import ClassifierOutput
     from pneumozoo.models.registry import class_names_of
 
+    if report_dir is not None:
+        from pneumozoo.plot import require_matplotlib
+
+        require_matplotlib()
     records = scan_folder(data) if isinstance(data, (str, Path)) else list(data)
     names = class_names_of(model)
     task: Task = "3class" if len(names) == 3 else "binary"
     y = np.asarray(targets(records, task))
-    probs = predict_records(model, records, batch_size=batch_size, task=task)
+    probs = predict_records(model, records, batch_size=batch_size, task=task, tta=tta)
     if threshold is None:
         cfg = getattr(model, "pneumozoo_config", None)
         threshold = float(cfg.threshold) if cfg is not None else 0.5
-    return report_from_predictions(y, probs, names, threshold=threshold)
+    report = report_from_predictions(y, probs, names, threshold=threshold)
+    report.extra["tta"] = tta
+    enrich_report(report, y, probs, patient_ids=[r.patient_id for r in records], ci=ci,
+                  n_boot=n_boot, temperature=next((float(layer.temperature) for layer in model.layers
+                                                   if isinstance(layer, ClassifierOutput)), 1.0))
+    if report_dir is not None:
+        write_report(report, y, probs, report_dir)
+    return report

@@ -46,7 +46,7 @@ class ModelInfo:
     normalization: str
     description: str
     pretrainable: bool = False
-    builder: Builder = field(repr=False, compare=False, default=lambda **_: None)  # type: ignore[assignment,return-value]
+    builder: Builder = field(repr=False, compare=False, default=lambda *_, **__: None)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}

@@ -1,5 +1,6 @@
 """Pretrained models: typed configs, the registry, model folders in Keras's Hub layout."""
 
+from pneumozoo.pretrained.card import model_card
 from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 from pneumozoo.pretrained.folder import (
     check_config_safe,
@@ -29,6 +30,7 @@ __all__ = [
     "load_folder",
     "load_model_file",
     "load_pretrained",
+    "model_card",
     "parse_hf_uri",
     "save_folder",
     "verify_folder",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import keras
 
-from pneumozoo.errors import UnknownNameError
+from pneumozoo.errors import PneumozooError, UnknownNameError
 from pneumozoo.pretrained.config import CONFIG_FILE, PretrainedConfig
 from pneumozoo.pretrained.folder import load_folder
 
@@ -123,9 +123,12 @@ def load_pretrained(
     if text.startswith("hf://"):
         from pneumozoo.hub import download_model
 
-        repo_id, rev = parse_hf_uri(text)
+        try:
+            repo_id, rev = parse_hf_uri(text)
+        except ValueError as e:  # a user mistake: one line, not a traceback
+            raise PneumozooError(str(e)) from None
         folder = download_model(repo_id, revision=rev or revision, cache_dir=cache_dir)
-        return load_folder(folder, source=text)
+        return load_folder(folder, source=text if rev or not revision else f"{text}@{revision}")
     path = Path(text).expanduser()
     if path.is_dir():
         return load_folder(path, source=str(path))

@@ -1,0 +1,581 @@
+"""MkDocs hook: the parts of the documentation that are generated from the code.
+
+Everything that could drift from the code is generated here at build time, never typed by
+hand:
+
+* the architecture table (``pneumozoo.list_models()``);
+* the augmentation preset table and one preview strip per preset (the registry of
+  :mod:`pneumozoo.augment`, applied to a real example film);
+* the model zoo table (``pneumozoo.list_pretrained()``, metrics and 95% CIs from each model's
+  ``pneumozoo.json``, images/s from ``benchmarks/results/inference.json`` when it exists) and
+  one page per bundled model card;
+* the command line reference (``pneumozoo.cli.build_parser()``);
+* one API reference page per module that exists (mkdocstrings), and the table of the
+  top-level ``pneumozoo`` names;
+* the list of example scripts (their module docstrings) and the changelog (``CHANGELOG.md``).
+
+Pages ask for generated content with a marker line such as ``<!-- gen:zoo -->``; an unknown
+marker fails the build. Nothing here needs a bundled model, a network or a GPU: with no model
+bundled, the zoo page says so. Run ``mkdocs build --strict`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+BUNDLED = SRC / "pneumozoo" / "pretrained" / "bundled"
+EXAMPLES = ROOT / "examples"
+BENCHMARK_FILE = ROOT / "benchmarks" / "results" / "inference.json"
+CHANGELOG = ROOT / "CHANGELOG.md"
+PREVIEW_IMAGE = EXAMPLES / "xrays" / "test224-pneumonia-person100_bacteria_475.jpeg"
+PREVIEW_SIZE = 160
+PREVIEW_SAMPLES = 4
+
+log = logging.getLogger("mkdocs.hooks.pneumozoo")
+
+#: Modules with an API reference page, in nav order: (module, nav title). A module that does
+#: not exist in this checkout is left out (its page and its nav entry), so the build never
+#: points at code that is not there.
+API_MODULES: list[tuple[str, str]] = [
+    ("pneumozoo.io", "io: reading X-rays"),
+    ("pneumozoo.dicom", "dicom: DICOM films"),
+    ("pneumozoo.errors", "errors"),
+    ("pneumozoo.data", "data"),
+    ("pneumozoo.data.download", "data.download"),
+    ("pneumozoo.augment", "augment"),
+    ("pneumozoo.models", "models"),
+    ("pneumozoo.train", "train"),
+    ("pneumozoo.distribute", "distribute"),
+    ("pneumozoo.metrics", "metrics (Keras)"),
+    ("pneumozoo.evaluation", "evaluation"),
+    ("pneumozoo.evaluation.bootstrap", "evaluation.bootstrap"),
+    ("pneumozoo.evaluation.thresholds", "evaluation.thresholds"),
+    ("pneumozoo.evaluation.calibration", "evaluation.calibration"),
+    ("pneumozoo.evaluation.tta", "evaluation.tta"),
+    ("pneumozoo.predict", "predict"),
+    ("pneumozoo.explain", "explain"),
+    ("pneumozoo.plot", "plot"),
+    ("pneumozoo.pretrained", "pretrained"),
+    ("pneumozoo.pretrained.card", "pretrained.card"),
+    ("pneumozoo.hub", "hub"),
+    ("pneumozoo.export", "export"),
+    ("pneumozoo.cli", "cli"),
+    ("pneumozoo.utils", "utils"),
+]
+
+API_NAV_TITLE = "API reference"
+ZOO_NAV_TITLE = "Model zoo"
+
+
+# --------------------------------------------------------------------------------------------
+# What exists
+# --------------------------------------------------------------------------------------------
+def module_exists(module: str) -> bool:
+    """True if ``module`` (``pneumozoo.x.y``) has a source file under ``src/``."""
+    base = SRC.joinpath(*module.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def api_modules() -> list[tuple[str, str]]:
+    """The entries of :data:`API_MODULES` whose module exists."""
+    return [(mod, title) for mod, title in API_MODULES if module_exists(mod)]
+
+
+def api_page(module: str) -> str:
+    """Docs path of a module's API page."""
+    return f"api/{module}.md"
+
+
+def bundled_cards() -> list[tuple[str, Path]]:
+    """``(model name, README.md)`` of every bundled model folder that has a model card."""
+    out = []
+    if BUNDLED.is_dir():
+        for folder in sorted(BUNDLED.iterdir()):
+            if (folder / "pneumozoo.json").is_file() and (folder / "README.md").is_file():
+                out.append((folder.name, folder / "README.md"))
+    return out
+
+
+def card_page(name: str) -> str:
+    """Docs path of a bundled model's card."""
+    return f"models/{name}.md"
+
+
+def _import_src() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))
+
+
+def _rel(from_page: str, target: str) -> str:
+    """Relative link from one docs page to another docs file (both docs-root relative)."""
+    return os.path.relpath(target, os.path.dirname(from_page) or ".").replace(os.sep, "/")
+
+
+def _cell(text: Any) -> str:
+    """Text made safe for one markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+# --------------------------------------------------------------------------------------------
+# Generated markdown
+# --------------------------------------------------------------------------------------------
+def architectures_table(infos: Sequence[Any] | None = None) -> str:
+    """Markdown table of every registered architecture (``pneumozoo.list_models()``)."""
+    if infos is None:
+        _import_src()
+        from pneumozoo.models import list_models
+
+        infos = list_models()
+    rows = [
+        "| name | family | default input | normalisation | `weights=\"imagenet\"` | description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in infos:
+        rows.append(
+            f"| `{m.name}` | {m.family} | {m.input_size} px | `{m.normalization}` | "
+            f"{'yes' if m.pretrainable else 'no'} | {_cell(m.description)} |"
+        )
+    return "\n".join(rows)
+
+
+def presets_table(page: str, presets: Sequence[Any] | None = None, previews: bool = True) -> str:
+    """Markdown table of the augmentation presets, with a preview strip per preset."""
+    if presets is None:
+        _import_src()
+        from pneumozoo.augment import list_presets, preset_info
+
+        presets = [preset_info(n) for n in list_presets()]
+    rows = ["| name | source | what it does |", "|---|---|---|"]
+    for p in presets:
+        rows.append(f"| `{p.name}` | {_cell(p.source)} | {_cell(p.description)} |")
+    if not previews:
+        return "\n".join(rows)
+    images = preset_previews()
+    if images:
+        rows += [
+            "",
+            f"Each strip shows one test film ({PREVIEW_SIZE} px) unchanged, then "
+            f"{PREVIEW_SAMPLES} draws of the preset with `seed=0` (generated when these "
+            "docs were built).",
+            "",
+        ]
+        for p in presets:
+            if p.name in images:
+                target = _rel(page, preview_path(p.name))
+                rows += [f"**`{p.name}`**", "", f"![{p.name} preview]({target})", ""]
+    return "\n".join(rows)
+
+
+def preview_path(name: str) -> str:
+    """Docs path of a preset's preview image."""
+    return f"img/augment/{name}.png"
+
+
+@functools.lru_cache(maxsize=1)
+def preset_previews() -> dict[str, bytes]:
+    """PNG bytes per preset: the original film, then augmented draws, side by side.
+
+    Returns an empty dict (and the page shows the table only) if the previews cannot be made.
+    """
+    try:
+        _import_src()
+        import numpy as np
+        from PIL import Image
+
+        from pneumozoo.augment import get_preset, list_presets
+        from pneumozoo.data import decode_resize
+
+        film = decode_resize(PREVIEW_IMAGE, PREVIEW_SIZE)
+        batch = np.repeat(film[None].astype("float32"), PREVIEW_SAMPLES, axis=0)
+        gap = 4
+        out: dict[str, bytes] = {}
+        for name in list_presets():
+            augmented = np.asarray(get_preset(name, seed=0)(batch, training=True))
+            tiles = [film] + [np.clip(np.rint(a), 0, 255).astype("uint8") for a in augmented]
+            width = len(tiles) * PREVIEW_SIZE + (len(tiles) - 1) * gap
+            strip = Image.new("RGB", (width, PREVIEW_SIZE), (255, 255, 255))
+            for i, tile in enumerate(tiles):
+                strip.paste(Image.fromarray(tile), (i * (PREVIEW_SIZE + gap), 0))
+            buf = io.BytesIO()
+            strip.save(buf, format="PNG", optimize=True)
+            out[name] = buf.getvalue()
+        return out
+    except Exception as e:  # previews are a nicety; the table must still build
+        log.warning("augmentation previews not generated: %s: %s", type(e).__name__, e)
+        return {}
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if isinstance(value, (int, float)) and value == value:  # not NaN
+        return f"{value:.{digits}f}"
+    return "-"
+
+
+def _ci(interval: Any) -> tuple[float, float] | None:
+    """A ``[low, high]`` pair from the shapes a bootstrap CI may be stored in."""
+    if isinstance(interval, (list, tuple)) and len(interval) >= 2:
+        lo, hi = interval[0], interval[1]
+    elif isinstance(interval, dict):
+        lo = next((interval[k] for k in ("low", "lo", "lower") if k in interval), None)
+        hi = next((interval[k] for k in ("high", "hi", "upper") if k in interval), None)
+    else:
+        return None
+    if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
+        return float(lo), float(hi)
+    return None
+
+
+def metric_cell(test: dict[str, Any], key: str) -> str:
+    """``0.912 [0.889, 0.934]``: a test metric with its 95% CI when the config has one."""
+    value = test.get(key)
+    if not isinstance(value, (int, float)):
+        return "-"
+    cis = test.get("confidence_intervals") or {}
+    ci = _ci(cis.get(key)) if isinstance(cis, dict) else None
+    text = _fmt(value)
+    if ci is not None:
+        text += f" [{_fmt(ci[0])}, {_fmt(ci[1])}]"
+    return text
+
+
+def _params(n: Any) -> str:
+    if not isinstance(n, int) or n <= 0:
+        return "-"
+    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.0f} k"
+
+
+def benchmark_rates() -> dict[str, str]:
+    """Model name -> images/s cell from ``benchmarks/results/inference.json``, if it exists."""
+    if not BENCHMARK_FILE.is_file():
+        return {}
+    try:
+        data = json.loads(BENCHMARK_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        log.warning("%s unreadable: %s", BENCHMARK_FILE, e)
+        return {}
+    rows: list[Any]
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        rows = data["results"]
+    elif isinstance(data, dict) and isinstance(data.get("models"), (list, dict)):
+        models = data["models"]
+        rows = models if isinstance(models, list) else [{"name": k, **v} for k, v in models.items()
+                                                       if isinstance(v, dict)]
+    elif isinstance(data, list):
+        rows = data
+    elif isinstance(data, dict):
+        rows = [{"name": k, **v} for k, v in data.items() if isinstance(v, dict)]
+    else:
+        rows = []
+    out: dict[str, str] = {}
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
+        name = row.get("name") or row.get("model")
+        rate = next((row[k] for k in ("images_per_second", "images_per_s", "img_per_s",
+                                      "throughput") if isinstance(row.get(k), (int, float))), None)
+        if isinstance(name, str) and rate is not None:
+            batch = row.get("batch_size")
+            note = f" (batch {batch})" if isinstance(batch, int) else ""
+            out.setdefault(name, f"{rate:.0f}{note}")
+    return out
+
+
+NO_MODELS = "No pretrained models are bundled in this build."
+
+
+def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
+              rates: dict[str, str] | None = None, cards: Sequence[str] | None = None) -> str:
+    """Markdown table of the pretrained registry (``pneumozoo.list_pretrained()``)."""
+    if configs is None:
+        _import_src()
+        from pneumozoo.pretrained import list_pretrained
+
+        configs = list_pretrained()
+    if not configs:
+        return (f"!!! note\n    {NO_MODELS} Train one with a recipe (see "
+                f"[Reproducing the numbers]({_rel(page, 'reproducing.md')})) or load a model "
+                "folder or `hf://` repo with `load_pretrained`.")
+    if rates is None:
+        rates = benchmark_rates()
+    if cards is None:
+        cards = [name for name, _ in bundled_cards()]
+    header = ["model", "architecture", "task", "input", "params", "threshold",
+              "accuracy", "sensitivity", "specificity", "AUC"]
+    if rates:
+        header.append("images/s")
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for c in configs:
+        test = c.metrics.get("test", {}) if isinstance(c.metrics, dict) else {}
+        name = f"[`{c.name}`]({_rel(page, card_page(c.name))})" if c.name in cards else f"`{c.name}`"
+        cells = [name, f"`{c.architecture}`", c.task, f"{c.input_size} px", _params(c.params),
+                 _fmt(c.threshold), *(metric_cell(test, k) for k in
+                                      ("accuracy", "sensitivity", "specificity", "auc"))]
+        if rates:
+            cells.append(rates.get(c.name, "-"))
+        rows.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    n_test = {c.metrics.get("test", {}).get("n") for c in configs if isinstance(c.metrics, dict)}
+    n_text = ", ".join(str(n) for n in sorted(x for x in n_test if isinstance(x, int)))
+    notes = [
+        "",
+        "Metrics are measured once on the official Kermany **test** split"
+        + (f" (n = {n_text})" if n_text else "")
+        + " at each model's threshold, which was chosen on a patient-wise validation split "
+        "carved from `train`; brackets are 95% bootstrap confidence intervals (resampled by "
+        "patient). For 3-class models the binary metrics score normal vs pneumonia "
+        "(bacteria + virus). Everything here is read from each model's `pneumozoo.json` when "
+        "the docs are built.",
+    ]
+    if rates:
+        notes.append("")
+        notes.append("images/s: CPU inference throughput from "
+                     "`benchmarks/results/inference.json`.")
+    return "\n".join(rows + notes)
+
+
+def _strip_front_matter(text: str) -> str:
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        if end != -1:
+            return text[end + 4:].lstrip("\n")
+    return text
+
+
+_MD_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def unlink_relative(text: str) -> str:
+    """Turn links to files outside the docs (``[x](src/a.py)``) into plain text.
+
+    Absolute URLs and in-page anchors are kept; relative images are dropped.
+    """
+
+    def repl(m: re.Match[str]) -> str:
+        bang, label, target = m.group(1), m.group(2), m.group(3)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE) or target.startswith("#"):
+            return m.group(0)
+        return "" if bang else label
+
+    return _MD_LINK.sub(repl, text)
+
+
+def card_markdown(path: Path) -> str:
+    """A bundled model card as a docs page (Hub front matter and local links removed)."""
+    return unlink_relative(_strip_front_matter(path.read_text(encoding="utf-8")))
+
+
+def changelog_markdown() -> str:
+    """``CHANGELOG.md`` as a docs page body (or a note when there is none yet)."""
+    if not CHANGELOG.is_file():
+        return "# Changelog\n\nNo changelog has been written yet."
+    text = unlink_relative(CHANGELOG.read_text(encoding="utf-8"))
+    if not text.lstrip().startswith("# "):
+        text = "# Changelog\n\n" + text
+    return text
+
+
+def cli_reference() -> str:
+    """Markdown reference of every ``pneumozoo`` subcommand, from the argparse parser."""
+    _import_src()
+    os.environ["COLUMNS"] = "100"  # argparse wraps help text at the terminal width
+    from pneumozoo.cli import build_parser
+
+    parser = build_parser()
+    out = [
+        "```text",
+        parser.format_help().rstrip(),
+        "```",
+    ]
+    for name, sub in _subparsers(parser):
+        out += _render_parser(sub, f"pneumozoo {name}", level=3)
+    return "\n".join(out)
+
+
+def _subparsers(parser: Any) -> list[tuple[str, Any]]:
+    import argparse
+
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            out.extend(action.choices.items())
+    return out
+
+
+def _render_parser(parser: Any, title: str, level: int) -> list[str]:
+    import argparse
+
+    out = ["", f"{'#' * level} `{title}`", ""]
+    if parser.description:
+        out += [parser.description[0].upper() + parser.description[1:] + ".", ""]
+    out += ["```text", parser.format_usage().strip(), "```", ""]
+    rows = []
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        flags = ", ".join(f"`{o}`" for o in action.option_strings) or f"`{action.dest}`"
+        if not action.option_strings:
+            kind = "positional" + (", one or more" if action.nargs == "+" else "")
+        elif action.nargs == 0:
+            kind = "flag"
+        else:
+            metavar = action.metavar or action.dest.upper()
+            kind = f"`{metavar}`"
+            if action.type is not None and getattr(action.type, "__name__", ""):
+                kind += f" ({action.type.__name__})"
+        if action.choices:
+            kind += ": " + ", ".join(f"`{c}`" for c in action.choices)
+        default = ""
+        if action.required and action.option_strings:
+            default = "required"
+        elif action.default not in (None, False, argparse.SUPPRESS) and action.nargs != 0:
+            default = f"`{action.default}`"
+        rows.append(f"| {flags} | {kind} | {default} | {_cell(action.help or '')} |")
+    if rows:
+        out += ["| argument | value | default | description |", "|---|---|---|---|", *rows, ""]
+    for name, sub in _subparsers(parser):
+        out += _render_parser(sub, f"{title} {name}", level + 1)
+    return out
+
+
+def exports_table(page: str = "api/index.md") -> str:
+    """Table of the top-level ``pneumozoo`` names, each linked to where it is documented."""
+    _import_src()
+    import pneumozoo
+
+    documented = {mod for mod, _ in api_modules()}
+    rows = ["| name | defined in |", "|---|---|"]
+    for name, module in sorted(pneumozoo._EXPORTS.items(), key=lambda kv: (kv[1], kv[0].lower())):
+        target = module if name == "augment" else f"{module}.{name}"
+        if module in documented:
+            link = f"[`pneumozoo.{name}`][{target}]"
+            where = f"[`{module}`]({_rel(page, api_page(module))})"
+        else:
+            link = f"`pneumozoo.{name}`"
+            where = f"`{module}` (not part of this build)"
+        rows.append(f"| {link} | {where} |")
+    return "\n".join(rows)
+
+
+def api_modules_list(page: str = "api/index.md") -> str:
+    """Bullet list of the API pages of this build."""
+    lines = []
+    for mod, _ in api_modules():
+        first = _module_summary(mod)
+        lines.append(f"- [`{mod}`]({_rel(page, api_page(mod))})" + (f": {first}" if first else ""))
+    return "\n".join(lines)
+
+
+def _module_summary(module: str) -> str:
+    """First line of a module's docstring, read from the source (no import)."""
+    import ast
+
+    base = SRC.joinpath(*module.split("."))
+    path = base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    return _cell(doc.strip().splitlines()[0]) if doc.strip() else ""
+
+
+def examples_list(page: str = "examples.md") -> str:
+    """One section per ``examples/*.py``: its command and its module docstring."""
+    import ast
+
+    out = []
+    for path in sorted(EXAMPLES.glob("*.py")):
+        try:
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        except SyntaxError:
+            doc = ""
+        title, _, body = doc.strip().partition("\n")
+        out += [f"## `{path.name}`", "", title.strip(), "", "```bash",
+                f"python examples/{path.name}", "```", ""]
+        if body.strip():
+            out += [body.strip(), ""]
+    return "\n".join(out) if out else "No example scripts in this checkout."
+
+
+MARKERS: dict[str, Callable[[str], str]] = {
+    "architectures": lambda page: architectures_table(),
+    "presets": lambda page: presets_table(page),
+    "zoo": lambda page: zoo_table(page),
+    "cli": lambda page: cli_reference(),
+    "exports": lambda page: exports_table(page),
+    "api-modules": lambda page: api_modules_list(page),
+    "examples": lambda page: examples_list(page),
+    "changelog": lambda page: changelog_markdown(),
+}
+_MARKER = re.compile(r"^<!-- gen:([a-z-]+) -->$", re.MULTILINE)
+
+
+def render_markers(markdown: str, page: str) -> str:
+    """Replace every ``<!-- gen:NAME -->`` line of a page by its generated markdown."""
+
+    def repl(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in MARKERS:
+            raise ValueError(f"{page}: unknown generated-content marker {name!r}; "
+                             f"valid: {', '.join(sorted(MARKERS))}")
+        return MARKERS[name](page)
+
+    return _MARKER.sub(repl, markdown)
+
+
+# --------------------------------------------------------------------------------------------
+# MkDocs events
+# --------------------------------------------------------------------------------------------
+def _nav_section(nav: list[Any], title: str) -> list[Any] | None:
+    for item in nav:
+        if isinstance(item, dict) and title in item and isinstance(item[title], list):
+            return item[title]  # type: ignore[no-any-return]
+    return None
+
+
+def on_config(config: Any) -> Any:
+    """Add the API pages of existing modules and the bundled model cards to the nav."""
+    nav = config.get("nav") or []
+    api = _nav_section(nav, API_NAV_TITLE)
+    if api is not None:
+        known = {next(iter(i.values())) for i in api if isinstance(i, dict)}
+        api.extend({title: api_page(mod)} for mod, title in api_modules()
+                   if api_page(mod) not in known)
+    zoo = _nav_section(nav, ZOO_NAV_TITLE)
+    if zoo is not None:
+        known = {next(iter(i.values())) for i in zoo if isinstance(i, dict)}
+        zoo.extend({name: card_page(name)} for name, _ in bundled_cards()
+                   if card_page(name) not in known)
+    return config
+
+
+def on_files(files: Any, config: Any) -> Any:
+    """Add the generated pages and images to the site."""
+    from mkdocs.structure.files import File
+
+    def add(path: str, content: str | bytes) -> None:
+        if files.get_file_from_path(path) is None:
+            files.append(File.generated(config, path, content=content))
+
+    for mod, _ in api_modules():
+        add(api_page(mod), f"::: {mod}\n    options:\n      heading_level: 1\n")
+    for name, readme in bundled_cards():
+        add(card_page(name), card_markdown(readme))
+    for name, png in preset_previews().items():
+        add(preview_path(name), png)
+    return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """Fill the ``<!-- gen:NAME -->`` markers of a page."""
+    return render_markers(markdown, page.file.src_uri)

@@ -1,0 +1,322 @@
+"""Calibration: expected calibration error, reliability curves and temperature scaling.
+
+Two views of calibration:
+
+- **binary** (default for models with 2 outputs, or for a 1-D array of scores): the
+  predicted P(pneumonia) = 1 - P(normal) against the binary label. This is the probability
+  a clinician reads and thresholds.
+- **top-label** (default for 3-class models): the confidence of the arg-max class against
+  whether that class is right.
+
+Temperature scaling divides the logits by one scalar ``T`` fitted on validation data by
+minimising the negative log-likelihood; it changes confidence, never the arg-max. The fitted
+temperature lives in the model's ``ClassifierOutput`` layer (see :func:`apply_temperature`),
+so it is saved with the model and ``model.predict`` returns calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, Literal
+
+import numpy as np
+
+from pneumozoo.errors import PneumozooError, UnknownNameError
+
+__all__ = [
+    "apply_temperature",
+    "calibrate",
+    "expected_calibration_error",
+    "fit_temperature",
+    "reliability_curve",
+    "temperature_of",
+    "uncalibrated",
+]
+
+Mode = Literal["auto", "binary", "top_label"]
+_MODES = ("auto", "binary", "top_label")
+
+
+def _confidence_and_outcome(y_true: Sequence[int] | np.ndarray, probabilities: np.ndarray,
+                            mode: str) -> tuple[np.ndarray, np.ndarray]:
+    if mode not in _MODES:
+        raise UnknownNameError("calibration mode", mode, list(_MODES))
+    y = np.asarray(y_true).reshape(-1).astype(int)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if p.shape[0] != len(y):
+        raise ValueError(f"{len(y)} labels but {p.shape[0]} predictions; they must match one to one")
+    if p.ndim == 1:
+        if mode == "top_label":
+            raise ValueError("top-label calibration needs the full (n, k) softmax outputs")
+        return p, (y > 0).astype(np.float64)
+    if mode == "binary" or (mode == "auto" and p.shape[1] == 2):
+        return 1.0 - p[:, 0], (y > 0).astype(np.float64)
+    return p.max(axis=1), (p.argmax(axis=1) == y).astype(np.float64)
+
+
+def reliability_curve(
+    y_true: Sequence[int] | np.ndarray,
+    probabilities: np.ndarray,
+    *,
+    n_bins: int = 15,
+    mode: Mode | str = "auto",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean predicted probability and observed frequency in equal-width probability bins.
+
+    Args:
+        y_true: Class labels (0 normal).
+        probabilities: Softmax outputs ``(n, k)`` or P(pneumonia) ``(n,)``.
+        n_bins: Number of equal-width bins on [0, 1].
+        mode: ``binary`` (P(pneumonia) vs label), ``top_label`` (arg-max confidence vs
+            correctness) or ``auto`` (binary for 2 outputs or 1-D scores, else top-label).
+
+    Returns:
+        ``(bin_confidence, bin_accuracy, bin_counts)``, each of length ``n_bins``; empty bins
+        have NaN confidence and accuracy and a count of 0.
+
+    Raises:
+        ValueError: If lengths differ or ``n_bins < 1``.
+
+    Example:
+        >>> conf, acc, counts = reliability_curve([0, 1, 1, 1], [0.2, 0.2, 0.9, 0.9], n_bins=5)
+        >>> counts.tolist(), float(acc[1]), float(acc[4])
+        ([0, 2, 0, 0, 2], 0.5, 1.0)
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    conf, outcome = _confidence_and_outcome(y_true, probabilities, str(mode))
+    idx = np.minimum((np.clip(conf, 0.0, 1.0) * n_bins).astype(int), n_bins - 1)
+    counts = np.bincount(idx, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bin_conf = np.bincount(idx, weights=conf, minlength=n_bins) / counts
+        bin_acc = np.bincount(idx, weights=outcome, minlength=n_bins) / counts
+    return bin_conf, bin_acc, counts
+
+
+def expected_calibration_error(
+    y_true: Sequence[int] | np.ndarray,
+    probabilities: np.ndarray,
+    n_bins: int = 15,
+    *,
+    mode: Mode | str = "auto",
+) -> float:
+    """Expected calibration error: the count-weighted mean gap of the reliability curve.
+
+    ``ECE = sum_b (n_b / n) * |mean confidence_b - observed frequency_b|`` over equal-width
+    bins. For binary models (and 1-D scores) it is computed on P(pneumonia) against the
+    pneumonia label; for 3-class models on the top-label confidence (see ``mode``).
+
+    Args:
+        y_true: Class labels (0 normal).
+        probabilities: Softmax outputs ``(n, k)`` or P(pneumonia) ``(n,)``.
+        n_bins: Number of equal-width bins.
+        mode: ``auto``, ``binary`` or ``top_label`` (as :func:`reliability_curve`).
+
+    Returns:
+        The ECE in [0, 1]; 0 is perfect calibration.
+
+    Raises:
+        ValueError: If lengths differ or the input is empty.
+
+    Example:
+        >>> expected_calibration_error([0, 1, 1, 1], [0.5, 0.5, 1.0, 1.0], n_bins=10)
+        0.0
+    """
+    conf, acc, counts = reliability_curve(y_true, probabilities, n_bins=n_bins, mode=mode)
+    total = counts.sum()
+    if total == 0:
+        raise ValueError("cannot compute a calibration error without predictions")
+    used = counts > 0
+    return float(np.sum(counts[used] * np.abs(conf[used] - acc[used])) / total)
+
+
+def _as_logits(values: np.ndarray, kind: str) -> np.ndarray:
+    z = np.asarray(values, dtype=np.float64)
+    if z.ndim == 1:  # P(pneumonia) scores
+        z = np.stack([1.0 - z, z], axis=1)
+        kind = "probabilities" if kind == "auto" else kind
+    if z.ndim != 2 or z.shape[1] < 2:
+        raise ValueError(f"expected (n, k>=2) logits or probabilities, got shape {z.shape}")
+    if kind == "auto":
+        looks_like_probs = bool(np.all(z >= 0) and np.all(z <= 1)
+                                and np.allclose(z.sum(axis=1), 1.0, atol=1e-3))
+        kind = "probabilities" if looks_like_probs else "logits"
+    if kind == "probabilities":
+        # Softmax is shift invariant: log(p) are logits up to a per-row constant.
+        return np.log(np.clip(z, 1e-12, 1.0))
+    if kind != "logits":
+        raise UnknownNameError("input kind", kind, ["auto", "logits", "probabilities"])
+    return z
+
+
+def _nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    return float(np.mean(log_norm - z[np.arange(len(y)), y]))
+
+
+def fit_temperature(
+    logits_or_probs: np.ndarray,
+    y_true: Sequence[int] | np.ndarray,
+    *,
+    kind: Literal["auto", "logits", "probabilities"] | str = "auto",
+    bounds: tuple[float, float] = (0.05, 20.0),
+) -> float:
+    """Fit the softmax temperature minimising the negative log-likelihood on validation data.
+
+    Logits are best (take them from the model's ``logits`` layer); probabilities work too,
+    through ``log(p)`` (exact, as softmax is shift invariant), but a model that already has a
+    temperature ``T0`` then yields a *relative* temperature: the absolute one is ``T0 * T``
+    (:func:`calibrate` does that for you).
+
+    Args:
+        logits_or_probs: ``(n, k)`` logits or softmax outputs, or ``(n,)`` P(pneumonia).
+        y_true: Class labels ``0..k-1``.
+        kind: ``auto`` (probabilities when every row is in [0, 1] and sums to 1), ``logits``
+            or ``probabilities``.
+        bounds: Search range of the temperature. On separable data the NLL keeps falling as
+            ``T`` shrinks and the lower bound is returned.
+
+    Returns:
+        The temperature ``T > 0`` (``> 1`` softens an over-confident model).
+
+    Raises:
+        ValueError: If shapes disagree or a label is out of range.
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> z = rng.normal(size=(2000, 2)) * 3
+        >>> p = np.exp(z / 2) / np.exp(z / 2).sum(1, keepdims=True)  # true temperature 2
+        >>> y = (rng.random(2000) < p[:, 1]).astype(int)
+        >>> abs(fit_temperature(z, y, kind="logits") - 2) < 0.4
+        True
+    """
+    from scipy.optimize import minimize_scalar
+
+    z = _as_logits(logits_or_probs, str(kind))
+    y = np.asarray(y_true).reshape(-1).astype(int)
+    if len(y) != len(z):
+        raise ValueError(f"{len(y)} labels but {len(z)} predictions; they must match one to one")
+    if len(y) == 0:
+        raise ValueError("cannot fit a temperature without validation predictions")
+    if y.min() < 0 or y.max() >= z.shape[1]:
+        raise ValueError(f"labels must be in 0..{z.shape[1] - 1} for {z.shape[1]} classes")
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
+    res = minimize_scalar(lambda log_t: _nll(z, y, math.exp(log_t)), bounds=(lo, hi),
+                          method="bounded", options={"xatol": 1e-5})
+    return float(math.exp(float(res.x)))
+
+
+def _output_layer(model: Any) -> Any:
+    from pneumozoo.models.layers import ClassifierOutput
+
+    for layer in reversed(model.layers):
+        if isinstance(layer, ClassifierOutput):
+            return layer
+    raise PneumozooError(f"model {model.name!r} has no ClassifierOutput layer to hold a temperature")
+
+
+def temperature_of(model: Any) -> float:
+    """The softmax temperature stored in a zoo model (1.0 for an uncalibrated model).
+
+    Raises:
+        PneumozooError: If the model has no ``ClassifierOutput`` layer.
+    """
+    return float(_output_layer(model).temperature)
+
+
+def uncalibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Undo a temperature: the probabilities the model would give with ``T = 1``.
+
+    ``softmax(z / T) -> softmax(z)`` through ``log(p) * T`` (exact up to float rounding).
+
+    Example:
+        >>> import numpy as np
+        >>> uncalibrated(np.array([[0.5, 0.5]]), 2.0).tolist()
+        [[0.5, 0.5]]
+    """
+    z = np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-300, 1.0)) * temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def apply_temperature(model: Any, temperature: float) -> Any:
+    """A copy of ``model`` whose softmax uses ``temperature`` (the absolute value, not a factor).
+
+    The model is rebuilt from its config with the new temperature in its ``ClassifierOutput``
+    layer and the weights are copied, so the temperature is saved with the model and
+    ``model.predict`` and :func:`pneumozoo.predict` return calibrated probabilities. The
+    original model is left unchanged. If the model carries a ``pneumozoo_config`` of a binary
+    model, its threshold is moved so that every decision stays the same (for 3-class models
+    the threshold is kept; choose it again on calibrated validation outputs).
+
+    Args:
+        model: A zoo model.
+        temperature: The new temperature, ``> 0``.
+
+    Returns:
+        The calibrated model (a new ``keras.Model``).
+
+    Raises:
+        ValueError: If ``temperature`` is not positive and finite.
+        PneumozooError: If the model has no ``ClassifierOutput`` layer.
+
+    Example:
+        >>> calibrated = apply_temperature(model, 1.7)  # doctest: +SKIP
+        >>> temperature_of(calibrated)  # doctest: +SKIP
+        1.7
+    """
+    import keras
+
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be positive and finite, got {temperature}")
+    layer = _output_layer(model)
+    old = float(layer.temperature)
+    config = model.get_config()
+    found = False
+    for spec in config.get("layers", []):
+        if spec.get("name") == layer.name or spec.get("config", {}).get("name") == layer.name:
+            spec["config"]["temperature"] = float(temperature)
+            found = True
+    if not found:
+        raise PneumozooError(f"model {model.name!r}: cannot find layer {layer.name!r} in its config")
+    new = keras.Model.from_config(config)
+    new.set_weights(model.get_weights())
+    cfg = getattr(model, "pneumozoo_config", None)
+    if cfg is not None:
+        threshold = float(cfg.threshold)
+        if len(layer.class_names) == 2 and 0.0 < threshold < 1.0:
+            # P = sigmoid(d / T): keep d = T_old * logit(threshold) on the boundary.
+            d = old * math.log(threshold / (1.0 - threshold))
+            threshold = 1.0 / (1.0 + math.exp(-d / temperature))
+        new.pneumozoo_config = replace(cfg, threshold=threshold)
+    return new
+
+
+def calibrate(model: Any, records: Sequence[Any], *, batch_size: int = 32) -> Any:
+    """Fit a temperature on validation records and return the calibrated model.
+
+    Args:
+        model: A zoo model (its current temperature is taken into account).
+        records: Labelled validation :class:`pneumozoo.data.Record` s, never the test set.
+        batch_size: Inference batch size.
+
+    Returns:
+        :func:`apply_temperature` of the fitted absolute temperature.
+
+    Example:
+        >>> calibrated = calibrate(model, val_records)  # doctest: +SKIP
+    """
+    from pneumozoo.data.records import Task, targets
+    from pneumozoo.evaluation.report import predict_records
+    from pneumozoo.models.registry import class_names_of
+
+    task: Task = "3class" if len(class_names_of(model)) == 3 else "binary"
+    probs = predict_records(model, records, batch_size=batch_size, task=task)
+    relative = fit_temperature(probs, targets(records, task), kind="probabilities")
+    return apply_temperature(model, temperature_of(model) * relative)

@@ -1,0 +1,164 @@
+"""Operating points: choose the decision threshold on P(pneumonia) from validation data.
+
+A model predicts pneumonia when ``score >= threshold``. Candidate thresholds are the
+distinct scores themselves (plus one just above the largest, which predicts no pneumonia),
+so the sensitivity and specificity reported for a chosen threshold are exactly those
+measured on the data it was chosen on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from pneumozoo.errors import UnknownNameError
+from pneumozoo.evaluation.metrics import pneumonia_scores
+
+__all__ = ["THRESHOLD_METHODS", "OperatingPoint", "choose_threshold", "operating_points"]
+
+Method = Literal["youden", "sensitivity", "specificity"]
+#: Methods :func:`choose_threshold` knows.
+THRESHOLD_METHODS: tuple[str, ...] = ("youden", "sensitivity", "specificity")
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A decision threshold and what it achieves on the data it was chosen on.
+
+    Attributes:
+        threshold: Predict pneumonia when P(pneumonia) >= threshold.
+        sensitivity: Share of pneumonia cases predicted pneumonia at that threshold.
+        specificity: Share of normal cases predicted normal at that threshold.
+        method: ``youden``, ``sensitivity`` or ``specificity``.
+        target: The asked sensitivity or specificity (``None`` for ``youden``).
+    """
+
+    threshold: float
+    sensitivity: float
+    specificity: float
+    method: str
+    target: float | None = None
+
+    @property
+    def youden_j(self) -> float:
+        """Youden's J statistic: sensitivity + specificity - 1."""
+        return self.sensitivity + self.specificity - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def _curve(y_true: Sequence[int] | np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate thresholds (descending) with the sensitivity and specificity of each."""
+    y = np.asarray(y_true).reshape(-1) > 0
+    s = pneumonia_scores(np.asarray(scores, dtype=np.float64)).reshape(-1)
+    if len(y) != len(s):
+        raise ValueError(f"{len(y)} labels but {len(s)} scores; they must match one to one")
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("choosing a threshold needs both normal and pneumonia cases "
+                         f"(got {n_neg} normal, {n_pos} pneumonia)")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("scores contain NaN or infinite values")
+    uniq = np.unique(s)[::-1]  # descending
+    above_max = np.nextafter(uniq[0], np.inf)
+    thresholds = np.r_[above_max, uniq]
+    # Counts of scores >= t for every candidate t, by class.
+    pos_sorted = np.sort(s[y])
+    neg_sorted = np.sort(s[~y])
+    tp = n_pos - np.searchsorted(pos_sorted, thresholds, side="left")
+    fp = n_neg - np.searchsorted(neg_sorted, thresholds, side="left")
+    return thresholds, tp / n_pos, (n_neg - fp) / n_neg
+
+
+def choose_threshold(
+    y_true: Sequence[int] | np.ndarray,
+    scores: np.ndarray,
+    *,
+    method: Method | str = "youden",
+    target: float | None = None,
+) -> OperatingPoint:
+    """Pick a decision threshold on validation data.
+
+    - ``"sensitivity"``: the highest threshold whose sensitivity is at least ``target``
+      (the most specific model that still finds ``target`` of the pneumonia cases).
+    - ``"specificity"``: the lowest threshold whose specificity is at least ``target``
+      (the most sensitive model that still clears ``target`` of the normal films).
+    - ``"youden"``: the threshold maximising sensitivity + specificity - 1; ties go to the
+      lower threshold (higher sensitivity: a missed pneumonia costs more than a recall).
+
+    Args:
+        y_true: Labels: 0 normal, anything else pneumonia.
+        scores: P(pneumonia) ``(n,)`` or softmax outputs ``(n, k)`` (class 0 normal).
+        method: ``youden``, ``sensitivity`` or ``specificity``.
+        target: Required sensitivity or specificity in [0, 1] for those methods.
+
+    Returns:
+        The :class:`OperatingPoint` with the sensitivity and specificity it reaches here.
+
+    Raises:
+        UnknownNameError: For an unknown method.
+        ValueError: If ``target`` is missing or outside [0, 1], lengths differ, or a class
+            is absent.
+
+    Example:
+        >>> y = [0, 0, 0, 1, 1, 1, 1]
+        >>> s = [0.1, 0.3, 0.6, 0.4, 0.7, 0.8, 0.9]
+        >>> choose_threshold(y, s, method="sensitivity", target=0.75).threshold
+        0.7
+    """
+    if method not in THRESHOLD_METHODS:
+        raise UnknownNameError("threshold method", str(method), list(THRESHOLD_METHODS))
+    if method != "youden":
+        if target is None:
+            raise ValueError(f"method={method!r} needs a target {method} in [0, 1]")
+        if not 0.0 <= target <= 1.0:
+            raise ValueError(f"target {method} must be in [0, 1], got {target}")
+    thresholds, sens, spec = _curve(y_true, scores)
+    goal = float(target) if target is not None else 0.0
+    if method == "sensitivity":
+        # Sensitivity grows as the threshold falls: first (highest) one reaching the target.
+        i = int(np.argmax(sens >= goal - 1e-12))
+    elif method == "specificity":
+        # Specificity falls with the threshold: last (lowest) one still reaching the target.
+        i = int(np.flatnonzero(spec >= goal - 1e-12)[-1])
+    else:
+        j = sens + spec - 1.0
+        i = int(np.flatnonzero(j >= j.max() - 1e-12)[-1])
+    return OperatingPoint(threshold=float(thresholds[i]), sensitivity=float(sens[i]),
+                          specificity=float(spec[i]), method=str(method),
+                          target=None if target is None or method == "youden" else float(target))
+
+
+def operating_points(
+    y_true: Sequence[int] | np.ndarray,
+    scores: np.ndarray,
+    *,
+    targets: Sequence[float] = (0.90, 0.95, 0.99),
+) -> list[OperatingPoint]:
+    """A table of operating points: Youden's, then each target sensitivity and specificity.
+
+    Args:
+        y_true: Labels: 0 normal, anything else pneumonia.
+        scores: P(pneumonia) ``(n,)`` or softmax outputs ``(n, k)``.
+        targets: Sensitivities and specificities to reach.
+
+    Returns:
+        ``1 + 2 * len(targets)`` operating points.
+
+    Raises:
+        ValueError: As :func:`choose_threshold`.
+
+    Example:
+        >>> pts = operating_points([0, 0, 1, 1], [0.2, 0.6, 0.5, 0.9], targets=[1.0])
+        >>> [(p.method, p.threshold) for p in pts]
+        [('youden', 0.5), ('sensitivity', 0.5), ('specificity', 0.9)]
+    """
+    points = [choose_threshold(y_true, scores, method="youden")]
+    for kind in ("sensitivity", "specificity"):
+        points.extend(choose_threshold(y_true, scores, method=kind, target=t) for t in targets)
+    return points
