@@ -21,6 +21,7 @@ bundled, the zoo page says so. Run ``mkdocs build --strict`` from the repository
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -63,7 +64,8 @@ API_MODULES: list[tuple[str, str]] = [
     ("pneumozoo.evaluation.thresholds", "evaluation.thresholds"),
     ("pneumozoo.evaluation.calibration", "evaluation.calibration"),
     ("pneumozoo.evaluation.tta", "evaluation.tta"),
-    ("pneumozoo.predict", "predict"),
+    ("pneumozoo.evaluation.enrich", "evaluation.enrich"),
+    ("pneumozoo.prediction", "predict"),
     ("pneumozoo.explain", "explain"),
     ("pneumozoo.plot", "plot"),
     ("pneumozoo.pretrained", "pretrained"),
@@ -71,7 +73,6 @@ API_MODULES: list[tuple[str, str]] = [
     ("pneumozoo.hub", "hub"),
     ("pneumozoo.export", "export"),
     ("pneumozoo.cli", "cli"),
-    ("pneumozoo.utils", "utils"),
 ]
 
 API_NAV_TITLE = "API reference"
@@ -87,8 +88,17 @@ def module_exists(module: str) -> bool:
     return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
 
 
+_SNAPSHOT: list[tuple[str, str]] | None = None
+
+
 def api_modules() -> list[tuple[str, str]]:
-    """The entries of :data:`API_MODULES` whose module exists."""
+    """The entries of :data:`API_MODULES` whose module exists.
+
+    During a build, the list taken when the build started (``on_config``), so the nav, the
+    pages and the links agree even if a module appears or disappears meanwhile.
+    """
+    if _SNAPSHOT is not None:
+        return list(_SNAPSHOT)
     return [(mod, title) for mod, title in API_MODULES if module_exists(mod)]
 
 
@@ -296,21 +306,28 @@ NO_MODELS = "No pretrained models are bundled in this build."
 
 
 def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
-              rates: dict[str, str] | None = None, cards: Sequence[str] | None = None) -> str:
-    """Markdown table of the pretrained registry (``pneumozoo.list_pretrained()``)."""
+              rates: dict[str, str] | None = None, cards: Sequence[str] | None = None,
+              plain: bool = False) -> str:
+    """Markdown table of the pretrained registry (``pneumozoo.list_pretrained()``).
+
+    ``plain`` drops what only the docs site can show (admonitions, links to card pages), for
+    the README (see ``docs/zoo_table.py``).
+    """
     if configs is None:
         _import_src()
         from pneumozoo.pretrained import list_pretrained
 
         configs = list_pretrained()
     if not configs:
+        if plain:
+            return f"_{NO_MODELS}_"
         return (f"!!! note\n    {NO_MODELS} Train one with a recipe (see "
                 f"[Reproducing the numbers]({_rel(page, 'reproducing.md')})) or load a model "
                 "folder or `hf://` repo with `load_pretrained`.")
     if rates is None:
         rates = benchmark_rates()
     if cards is None:
-        cards = [name for name, _ in bundled_cards()]
+        cards = [] if plain else [name for name, _ in bundled_cards()]
     header = ["model", "architecture", "task", "input", "params", "threshold",
               "accuracy", "sensitivity", "specificity", "AUC"]
     if rates:
@@ -397,27 +414,30 @@ def cli_reference() -> str:
         parser.format_help().rstrip(),
         "```",
     ]
-    for name, sub in _subparsers(parser):
-        out += _render_parser(sub, f"pneumozoo {name}", level=3)
+    for name, sub, help_text in _subparsers(parser):
+        out += _render_parser(sub, f"pneumozoo {name}", 3, help_text)
     return "\n".join(out)
 
 
-def _subparsers(parser: Any) -> list[tuple[str, Any]]:
+def _subparsers(parser: Any) -> list[tuple[str, Any, str]]:
+    """``(name, parser, help)`` of every subcommand of ``parser``."""
     import argparse
 
     out = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            out.extend(action.choices.items())
+            helps = {a.dest: a.help or "" for a in action._choices_actions}
+            out.extend((name, sub, helps.get(name, "")) for name, sub in action.choices.items())
     return out
 
 
-def _render_parser(parser: Any, title: str, level: int) -> list[str]:
+def _render_parser(parser: Any, title: str, level: int, help_text: str = "") -> list[str]:
     import argparse
 
     out = ["", f"{'#' * level} `{title}`", ""]
-    if parser.description:
-        out += [parser.description[0].upper() + parser.description[1:] + ".", ""]
+    about = parser.description or help_text
+    if about:
+        out += [about[0].upper() + about[1:].rstrip(".") + ".", ""]
     out += ["```text", parser.format_usage().strip(), "```", ""]
     rows = []
     for action in parser._actions:
@@ -443,8 +463,8 @@ def _render_parser(parser: Any, title: str, level: int) -> list[str]:
         rows.append(f"| {flags} | {kind} | {default} | {_cell(action.help or '')} |")
     if rows:
         out += ["| argument | value | default | description |", "|---|---|---|---|", *rows, ""]
-    for name, sub in _subparsers(parser):
-        out += _render_parser(sub, f"{title} {name}", level + 1)
+    for name, sub, sub_help in _subparsers(parser):
+        out += _render_parser(sub, f"{title} {name}", level + 1, sub_help)
     return out
 
 
@@ -507,8 +527,131 @@ def examples_list(page: str = "examples.md") -> str:
     return "\n".join(out) if out else "No example scripts in this checkout."
 
 
-MARKERS: dict[str, Callable[[str], str]] = {
+def _module_file(module: str) -> Path:
+    base = SRC.joinpath(*module.split("."))
+    return base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
+
+
+def module_section(page: str, args: str) -> str:
+    """``<!-- gen:module pneumozoo.x Title -->``: a section on an optional module.
+
+    Empty when the module does not exist in this checkout; otherwise a heading, the first
+    paragraph of the module docstring and one bullet per public function or class (with the
+    first line of its docstring), each linked to the API reference.
+    """
+    import ast
+
+    module, _, title = args.strip().partition(" ")
+    if not module_exists(module):
+        return ""
+    tree = ast.parse(_module_file(module).read_text(encoding="utf-8"))
+    doc = (ast.get_docstring(tree) or "").strip().split("\n\n")[0]
+    exported: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__"
+                                                for t in node.targets):
+            exported = [str(v) for v in ast.literal_eval(node.value)]
+    lines = [f"## {title or module}", "", " ".join(doc.split()), ""]
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in exported:
+            first = (ast.get_docstring(node) or "").strip().split("\n")[0]
+            lines.append(f"- [`{node.name}`][{module}.{node.name}]: {_cell(first)}")
+    lines += ["", f"See [`{module}`]({_rel(page, api_page(module))}) in the API reference."]
+    return "\n".join(lines)
+
+
+def _recipe_defaults() -> dict[str, Any]:
+    import ast
+
+    path = ROOT / "recipes" / "common.py"
+    if not path.is_file():
+        return {}
+    out: dict[str, Any] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ClassDef) and node.name == "Recipe":
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) \
+                        and item.value is not None:
+                    with contextlib.suppress(ValueError):
+                        out[item.target.id] = ast.literal_eval(item.value)
+    return out
+
+
+def recipes() -> list[dict[str, Any]]:
+    """Every ``RECIPE = Recipe(...)`` of ``recipes/*.py``, with the dataclass defaults filled in."""
+    import ast
+
+    defaults = _recipe_defaults()
+    found = []
+    for path in sorted((ROOT / "recipes").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                    and getattr(node.value.func, "id", "") == "Recipe"):
+                values = dict(defaults)
+                for kw in node.value.keywords:
+                    try:
+                        values[str(kw.arg)] = ast.literal_eval(kw.value)
+                    except ValueError:
+                        values[str(kw.arg)] = ast.unparse(kw.value)
+                values["script"] = f"recipes/{path.name}"
+                found.append(values)
+    return found
+
+
+def recipes_table(page: str = "reproducing.md") -> str:
+    """Markdown table of the training recipes (read from the scripts, not imported)."""
+    rows = ["| script | model | architecture | task | input | epochs | batch | optimizer | "
+            "schedule | augmentation | class balance | starts from |",
+            "|" + "---|" * 12]
+    for r in recipes():
+        balance = "oversampling" if r.get("oversample") else (
+            "balanced weights" if r.get("class_weight") else "none")
+        warm = r.get("warmup_epochs") or 0
+        schedule = str(r.get("schedule", "")) + (f" ({warm} warm-up)" if warm else "")
+        cells = [f"`{r['script']}`", f"`{r.get('name', '')}`", f"`{r.get('arch', '')}`",
+                 r.get("task", ""), f"{r.get('input_size', '')} px", r.get("epochs", ""),
+                 r.get("batch_size", ""), f"{r.get('optimizer', '')} {r.get('learning_rate', '')}",
+                 schedule, f"`{r.get('augment', '')}`", balance,
+                 f"`{r['init_from']}`" if r.get("init_from") else "-"]
+        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(rows) if len(rows) > 2 else "No recipes in this checkout."
+
+
+def benchmarks_section(page: str = "reproducing.md") -> str:
+    """The benchmarks: their README, or their scripts and docstrings; empty without any."""
+    import ast
+
+    folder = ROOT / "benchmarks"
+    scripts = sorted(folder.glob("*.py")) if folder.is_dir() else []
+    readme = folder / "README.md"
+    if not scripts and not readme.is_file():
+        return ""
+    lines = ["## Benchmarks", ""]
+    if readme.is_file():
+        text = unlink_relative(readme.read_text(encoding="utf-8"))
+        body = [ln for ln in text.splitlines() if not ln.startswith("# ")]
+        lines += [re.sub(r"^(#+) ", r"#\1 ", ln) for ln in body] + [""]
+    for path in scripts:
+        if path.name.startswith("_"):
+            continue
+        try:
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        except SyntaxError:
+            doc = ""
+        first = doc.strip().split("\n\n")[0]
+        lines += [f"- `python benchmarks/{path.name}`: {' '.join(first.split())}"]
+    if BENCHMARK_FILE.is_file():
+        lines += ["", "The inference throughput of the [zoo table](zoo.md) is read from "
+                  "`benchmarks/results/inference.json`."]
+    return "\n".join(lines)
+
+
+MARKERS: dict[str, Callable[..., str]] = {
     "architectures": lambda page: architectures_table(),
+    "module": module_section,
+    "recipes": lambda page: recipes_table(page),
+    "benchmarks": lambda page: benchmarks_section(page),
     "presets": lambda page: presets_table(page),
     "zoo": lambda page: zoo_table(page),
     "cli": lambda page: cli_reference(),
@@ -517,18 +660,18 @@ MARKERS: dict[str, Callable[[str], str]] = {
     "examples": lambda page: examples_list(page),
     "changelog": lambda page: changelog_markdown(),
 }
-_MARKER = re.compile(r"^<!-- gen:([a-z-]+) -->$", re.MULTILINE)
+_MARKER = re.compile(r"^<!-- gen:([a-z-]+)(?: ([^>]*?))? -->$", re.MULTILINE)
 
 
 def render_markers(markdown: str, page: str) -> str:
     """Replace every ``<!-- gen:NAME -->`` line of a page by its generated markdown."""
 
     def repl(m: re.Match[str]) -> str:
-        name = m.group(1)
+        name, args = m.group(1), m.group(2)
         if name not in MARKERS:
             raise ValueError(f"{page}: unknown generated-content marker {name!r}; "
                              f"valid: {', '.join(sorted(MARKERS))}")
-        return MARKERS[name](page)
+        return MARKERS[name](page, args) if args else MARKERS[name](page)
 
     return _MARKER.sub(repl, markdown)
 
@@ -545,6 +688,9 @@ def _nav_section(nav: list[Any], title: str) -> list[Any] | None:
 
 def on_config(config: Any) -> Any:
     """Add the API pages of existing modules and the bundled model cards to the nav."""
+    global _SNAPSHOT
+    _SNAPSHOT = None
+    _SNAPSHOT = api_modules()
     nav = config.get("nav") or []
     api = _nav_section(nav, API_NAV_TITLE)
     if api is not None:

@@ -47,7 +47,7 @@ def load_model(name: str | None, fast: bool) -> tuple[Any, str]:
         return model, model.pneumozoo_config.name
     print("note: no pretrained model is bundled in this checkout; --fast uses an UNTRAINED "
           "cnn4 (its predictions are meaningless)")
-    return pneumozoo.build_model("cnn4", input_size=32), "untrained-cnn4"
+    return pneumozoo.build_model("cnn4", input_size=64), "untrained-cnn4"
 
 
 def truth_from_name(path: str) -> str:

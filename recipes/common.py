@@ -43,7 +43,7 @@ class Recipe:
     early_stopping: int | None = None
     val_fraction: float = 0.15
     seed: int = 0
-    threshold_rule: str = "youden"
+    threshold_rule: str = "youden-margin"
     init_from: str | None = None  # another recipe's name: start from its best weights
     description: str = ""
 
@@ -53,7 +53,8 @@ def parse_args(recipe: Recipe) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=Path(os.environ.get("PNEUMOZOO_DATA", DEFAULT_DATA)),
                    help="Kermany root with train/ and test/ (default: ../shared/data/kermany224)")
     p.add_argument("--runs", type=Path, default=ROOT / "runs", help="checkpoints and logs")
-    p.add_argument("--out", type=Path, default=ROOT / "models", help="model folders")
+    p.add_argument("--out", type=Path, default=ROOT / "src" / "pneumozoo" / "pretrained" / "bundled",
+                   help="where the model folder is written (default: bundled in the package)")
     p.add_argument("--stage", choices=["all", "train", "finalize"], default="all")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--limit", type=int, default=None, help="use only N training images (smoke test)")
@@ -80,7 +81,7 @@ def run(recipe: Recipe) -> None:
     num_classes = 3 if recipe.task == "3class" else 2
     model = pneumozoo.build_model(recipe.arch, num_classes=num_classes, input_size=recipe.input_size)
     if recipe.init_from and not (run_dir / "checkpoint" / "state.json").exists():
-        copied = init_from_run(model, recipe, args.runs / recipe.init_from / "checkpoint" / "best.weights.h5")
+        copied = init_from_bundled(model, recipe)
         print(f"[{recipe.name}] initialised {copied} layers from {recipe.init_from}", flush=True)
     if args.stage in ("all", "train"):
         t0 = time.time()
@@ -102,17 +103,18 @@ def run(recipe: Recipe) -> None:
         finalize(recipe, model, train, val, args)
 
 
-def init_from_run(model: Any, recipe: Recipe, weights: Path) -> int:
-    """Copy every layer whose name and shapes match from another run's best weights.
+def init_from_bundled(model: Any, recipe: Recipe) -> int:
+    """Copy every layer whose name and shapes match from a released (bundled) zoo model.
 
-    The classifier (``logits``) differs in width between tasks and stays freshly initialised.
+    Starting from the committed release keeps the recipe reproducible. The classifier
+    (``logits``) differs in width between tasks and stays freshly initialised.
     """
-    import pneumozoo
+    from pneumozoo.pretrained import load_pretrained
 
-    if not weights.exists():
-        raise SystemExit(f"{weights}: train {recipe.init_from} first")
-    donor = pneumozoo.build_model(recipe.arch, num_classes=2, input_size=recipe.input_size)
-    donor.load_weights(weights)
+    folder = ROOT / "src" / "pneumozoo" / "pretrained" / "bundled" / str(recipe.init_from)
+    if not folder.is_dir():
+        raise SystemExit(f"{folder}: train and finalize {recipe.init_from} first")
+    donor = load_pretrained(folder)
     copied = 0
     for layer in model.layers:
         try:

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "src" / "pneumozoo" / "pretrained" / "bundled"
 EXAMPLES = ROOT / "examples" / "xrays"
 
 
@@ -110,7 +109,7 @@ def finalize(recipe: Any, model: Any, train: list[Any], val: list[Any], args: ar
         },
         description=recipe.description,
     )
-    out = BUNDLED / recipe.name
+    out = Path(args.out) / recipe.name
     written = save_folder(model, out, config)
     (out / "README.md").write_text(model_card(written), encoding="utf-8")
     # 4. reference predictions on the bundled example films, from the folder as users load it

@@ -1,5 +1,5 @@
 """Recipe of the 3-class model (normal / bacteria / virus): xraynet at 192 px, fine-tuned from
-the default binary model's weights (run ``xraynet_binary.py`` first)."""
+the released default binary model (run and finalize ``xraynet_binary.py`` first)."""
 
 from common import Recipe, main_guard
 
@@ -8,7 +8,7 @@ RECIPE = Recipe(
     arch="xraynet",
     task="3class",
     input_size=192,
-    epochs=14,
+    epochs=8,
     learning_rate=1e-3,
     augment="xray",
     schedule="cosine",

@@ -13,6 +13,7 @@ downloads (``snapshot_download`` / ``hf_hub_download`` / ``HfApi.model_info``)
 
 uploads (``HfApi.create_repo``, ``create_branch``, ``upload_folder``)
     POST /api/repos/create                 -> {"url"}; 409 if it exists
+    POST /api/validate-yaml                -> 400 unless the README's YAML block is a mapping
     POST /api/models/{repo}/branch/{name}  -> {}; 409 if it exists
     POST /api/models/{repo}/preupload/{rev} -> uploadMode "regular" for every file
     POST /api/models/{repo}/commit/{rev}   -> NDJSON (header + base64 files) stored as a new commit
@@ -36,6 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+import yaml
 
 LFS_SUFFIXES = (".h5", ".keras", ".safetensors", ".bin", ".zip")
 
@@ -75,6 +78,7 @@ class FakeHub:
         self.failure_files: set[str] | None = None
         self.slow_seconds = 5.0
         self.requests: list[Seen] = []
+        self.validated: list[dict[str, Any]] = []  # README metadata checked by validate-yaml
         self.lock = threading.Lock()
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -131,6 +135,10 @@ class FakeHub:
     def wait(self, seconds: float) -> None:
         self._release.wait(seconds)
 
+    @property
+    def stopped(self) -> bool:
+        return self._release.is_set()
+
     def affects(self, path: str) -> bool:
         return self.failure_files is None or path in self.failure_files
 
@@ -143,6 +151,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("HEAD", re.compile(rf"^/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), "resolve"),
     ("GET", re.compile(rf"^/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"), "resolve"),
     ("POST", re.compile(r"^/api/repos/create$"), "create_repo"),
+    ("POST", re.compile(r"^/api/validate-yaml$"), "validate_yaml"),
     ("POST", re.compile(rf"^/api/models/{_REPO}/branch/(?P<branch>[^/]+)$"), "create_branch"),
     ("POST", re.compile(rf"^/api/models/{_REPO}/preupload/(?P<rev>[^/]+)$"), "preupload"),
     ("POST", re.compile(rf"^/api/models/{_REPO}/commit/(?P<rev>[^/]+)$"), "post_commit"),
@@ -177,6 +186,8 @@ class _Handler(BaseHTTPRequestHandler):
             hub.requests.append(Seen(method, self.path, {k.lower(): v for k, v in self.headers.items()}))
         if hub.failure == "slow":
             hub.wait(hub.slow_seconds)
+            if hub.stopped:
+                return  # the client gave up long ago; do not write to a dead socket
         if hub.failure == "500":
             self._json(500, {"error": "Internal Error - We're working hard to fix this"})
             return
@@ -295,6 +306,17 @@ class _Handler(BaseHTTPRequestHandler):
                            message="initial commit")
         self.hub.repos[repo_id].private = body.get("visibility") == "private"
         self._json(200, {"url": url, "name": repo_id})
+
+    def _validate_yaml(self, method: str) -> None:
+        text = json.loads(self._body())["content"]
+        m = re.match(r"^---\n(.*?)\n---\n", text, re.S)
+        try:
+            meta = yaml.safe_load(m.group(1)) if m else {}
+            assert isinstance(meta, dict), "metadata must be a mapping"
+            self.hub.validated.append(meta)
+            self._json(200, {"warnings": []})
+        except (yaml.YAMLError, AssertionError) as e:
+            self._json(400, {"errors": [{"message": str(e)}]})
 
     def _create_branch(self, method: str, repo: str, branch: str) -> None:
         r = self._repo(repo)

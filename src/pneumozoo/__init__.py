@@ -41,8 +41,8 @@ _EXPORTS: dict[str, str] = {
     "build_model": "pneumozoo.models",
     "list_models": "pneumozoo.models",
     "set_backbone_trainable": "pneumozoo.models",
-    "Prediction": "pneumozoo.predict",
-    "predict": "pneumozoo.predict",
+    "Prediction": "pneumozoo.prediction",
+    "predict": "pneumozoo.prediction",
     "PretrainedConfig": "pneumozoo.pretrained",
     "list_pretrained": "pneumozoo.pretrained",
     "load_pretrained": "pneumozoo.pretrained",
@@ -109,7 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pneumozoo.hub import push_to_hub
     from pneumozoo.io import read_xray
     from pneumozoo.models import ModelInfo, build_model, list_models, set_backbone_trainable
-    from pneumozoo.predict import Prediction, predict
+    from pneumozoo.prediction import Prediction, predict
     from pneumozoo.pretrained import PretrainedConfig, list_pretrained, load_pretrained
     from pneumozoo.train import FitResult, fit
 

@@ -34,6 +34,11 @@ class Preset:
         name: Registry name.
         source: Where the recipe comes from.
         description: What it does, in words.
+        factory: Builds the preset's layers for a seed (use :func:`get_preset` instead).
+
+    Example:
+        >>> preset_info("zoom-vflip").source
+        '001 (ImageDataGenerator)'
     """
 
     name: str
@@ -61,6 +66,12 @@ class RandomAffine(keras.layers.Layer):
         vertical_flip: Mirror top-bottom with probability 0.5.
         fill_mode: ``constant`` (black), ``nearest``, ``reflect`` or ``wrap``.
         seed: Random seed.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = RandomAffine(rotation=10, zoom=0.1, horizontal_flip=True, seed=0)
+        >>> layer(np.zeros((2, 32, 32, 3)), training=True).shape
+        TensorShape([2, 32, 32, 3])
     """
 
     def __init__(
@@ -221,15 +232,33 @@ def _none(seed: int | None) -> list[keras.layers.Layer]:
 
 
 def list_presets() -> list[str]:
-    """Names of every augmentation preset, sorted."""
+    """Names of every augmentation preset, sorted.
+
+    Returns:
+        The registry names, for :func:`get_preset` and ``fit(augment=...)``.
+
+    Example:
+        >>> "xray" in list_presets()
+        True
+    """
     return sorted(_PRESETS)
 
 
 def preset_info(name: str) -> Preset:
     """The :class:`Preset` record of ``name`` (source and description).
 
+    Args:
+        name: One of :func:`list_presets`.
+
+    Returns:
+        The registry entry.
+
     Raises:
         UnknownNameError: If no preset has that name; the message lists the valid ones.
+
+    Example:
+        >>> preset_info("xray").source
+        'pneumozoo (recommended)'
     """
     try:
         return _PRESETS[name]
@@ -247,6 +276,9 @@ def get_preset(name: str, *, seed: int | None = None) -> keras.Sequential:
     Args:
         name: One of :func:`list_presets`.
         seed: Seed for reproducible augmentation.
+
+    Returns:
+        A ``keras.Sequential`` named ``augment_<name>``.
 
     Raises:
         UnknownNameError: If no preset has that name; the message lists the valid ones.

@@ -66,7 +66,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 @command("predict", "predict pneumonia for X-ray files or folders", _predict_args)
 def _predict(args: argparse.Namespace) -> int:
     from pneumozoo.io import expand_inputs
-    from pneumozoo.predict import iter_predictions
+    from pneumozoo.prediction import iter_predictions
 
     model = _load(args)
     files, bad = expand_inputs(args.paths)
@@ -150,7 +150,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, help="imagenet, or a checkpoint to start from")
     p.add_argument("--freeze-backbone", action="store_true")
     p.add_argument("--precision", default="auto", help="auto, float32, mixed_float16, mixed_bfloat16")
-    p.add_argument("--strategy", default=None, choices=["mirrored", "multiworker"])
+    p.add_argument("--strategy", default=None, choices=["mirrored", "multiworker"],
+                   help="tf.distribute strategy; --batch-size is then per replica")
+    p.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder: checkpoints, history.json and the model folder")
 
@@ -164,6 +166,11 @@ def _train(args: argparse.Namespace) -> int:
     from pneumozoo.models import build_model
     from pneumozoo.train import fit
 
+    strategy = None
+    if args.strategy:  # before TensorFlow runs anything (multiworker needs it first)
+        from pneumozoo.distribute import get_strategy
+
+        strategy = get_strategy(args.strategy)
     root = Path(args.data_dir)
     try:
         records = scan_split(root, "train")
@@ -181,7 +188,8 @@ def _train(args: argparse.Namespace) -> int:
                  batch_size=args.batch_size, augment=args.augment, schedule=args.schedule,
                  class_weight="balanced" if args.balance == "weights" else None,
                  oversample=args.balance == "oversample", checkpoint_dir=out / "checkpoint",
-                 strategy=args.strategy, seed=args.seed, verbose=2)
+                 strategy=strategy, jit_compile=True if args.jit_compile else "auto",
+                 seed=args.seed, verbose=2)
     from pneumozoo.evaluation import report_from_predictions
     from pneumozoo.evaluation.report import predict_records
     from pneumozoo.pretrained import PretrainedConfig, save_folder
@@ -200,6 +208,10 @@ def _train(args: argparse.Namespace) -> int:
         training={"data": str(root), "epochs": result.epochs, "best_epoch": result.best_epoch},
         description=f"{args.arch} trained with `pneumozoo train`",
     )
+    from pneumozoo.distribute import is_chief
+
+    if strategy is not None and not is_chief(strategy):
+        return EXIT_OK  # only the chief writes the model folder
     save_folder(model, out / "model", cfg)
     print(f"best {result.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; "
           f"model folder: {out / 'model'}")
@@ -275,6 +287,25 @@ def _hub(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- data --------------------------------------------------------------------------------
+def _data_args(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    down = actions.add_parser("download", help="download Kermany et al. 2018 (ChestXRay2017.zip, "
+                              "~1.2 GB, CC BY 4.0) and unpack it as DEST/<split>/<CLASS>/")
+    down.add_argument("dest", help="folder to create (resumes an interrupted download)")
+    down.add_argument("--url", default=None, help="archive URL (default: Mendeley Data)")
+    down.add_argument("--sha256", default=None, help="expected sha256 of the archive")
+
+
+@command("data", "dataset helpers: download the Kermany chest X-ray data", _data_args)
+def _data(args: argparse.Namespace) -> int:
+    from pneumozoo.data.download import KERMANY_URL, download_kermany
+
+    print(download_kermany(args.dest, url=args.url or KERMANY_URL, sha256=args.sha256,
+                           progress=sys.stderr.isatty()))
+    return EXIT_OK
+
+
 # --- explain -----------------------------------------------------------------------------
 def _explain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="one X-ray (JPEG, PNG, DICOM...)")
@@ -298,7 +329,7 @@ def _explain(args: argparse.Namespace) -> int:
 
     from pneumozoo.explain import save_explanation, save_feature_maps
     from pneumozoo.io import read_xray
-    from pneumozoo.predict import predict
+    from pneumozoo.prediction import predict
 
     image = read_xray(args.image)  # one clear error line before the model loads
     model = _load(args)
@@ -321,6 +352,51 @@ def _explain(args: argparse.Namespace) -> int:
               f"{args.method} of {explained!r} -> {out}")
         if "feature_maps" in result:
             print(f"feature maps -> {result['feature_maps']}")
+    return EXIT_OK
+
+
+# --- export ------------------------------------------------------------------------------
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="registry name, hf://owner/repo[@rev], a model folder or a .keras file")
+    p.add_argument("--format", required=True,
+                   choices=["savedmodel", "tflite", "tflite-float16", "tflite-int8"],
+                   help="savedmodel: TF Serving folder; tflite*: one .tflite file (float32, "
+                        "float16 weights, or int8 calibrated on --calibration-dir)")
+    p.add_argument("--out", required=True, help="output folder (savedmodel) or .tflite file")
+    p.add_argument("--calibration-dir", default=None,
+                   help="real X-rays to calibrate int8 on (needed by tflite-int8)")
+    p.add_argument("--calibration-images", type=int, default=100,
+                   help="use at most this many calibration images (default 100)")
+    p.add_argument("--revision", default=None, help="Hub revision when MODEL is hf://")
+
+
+@command("export", "export a model as a SavedModel or TensorFlow Lite file", _export_args)
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pneumozoo.errors import DataError
+
+    if args.format == "tflite-int8" and not args.calibration_dir:
+        raise DataError("tflite-int8 needs --calibration-dir (a folder of real X-rays)")
+    if args.calibration_dir and not Path(args.calibration_dir).is_dir():
+        raise DataError(f"{args.calibration_dir}: calibration folder not found")
+    source = Path(args.model)
+    if source.suffix == ".keras" and source.is_file():
+        from pneumozoo.pretrained import load_model_file
+
+        model = load_model_file(source)
+    else:
+        from pneumozoo.pretrained import load_pretrained
+
+        model = load_pretrained(args.model, revision=args.revision)
+    from pneumozoo.export import export_model, metadata_path
+
+    out = export_model(model, args.out, format=args.format,
+                       calibration=args.calibration_dir if args.format == "tflite-int8" else None,
+                       calibration_limit=args.calibration_images)
+    size = (sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) if out.is_dir()
+            else out.stat().st_size)
+    print(f"{args.format}: {out} ({size / 1e6:.2f} MB); description: {metadata_path(out)}")
     return EXIT_OK
 
 

@@ -44,6 +44,15 @@ class UnknownNameError(PneumozooError, KeyError):
     """A registry lookup (model, preset, pretrained weight, task) failed.
 
     The message lists the valid names.
+
+    Args:
+        kind: What was looked up, e.g. ``"architecture"``.
+        name: The name that was asked for.
+        valid: The names that exist (sorted in the message).
+
+    Example:
+        >>> str(UnknownNameError("architecture", "vgg", ["cnn4", "cnn5"]))
+        "unknown architecture 'vgg'; valid: cnn4, cnn5"
     """
 
     def __init__(self, kind: str, name: str, valid: list[str]) -> None:

@@ -33,7 +33,7 @@ __all__ = [
     "to_rgb_uint8",
 ]
 
-#: Largest image accepted, in pixels (a 16k x 16k film; guards against decompression bombs).
+#: Largest image accepted, in pixels (an 8k x 8k film; guards against decompression bombs).
 MAX_PIXELS = 8192 * 8192
 
 #: File suffixes treated as images when walking folders (any case).
@@ -47,7 +47,19 @@ _DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
 def describe_source(source: object) -> str:
-    """A short name for a source, used in error messages (a path, or ``<bytes>`` etc.)."""
+    """A short name for a source, used in error messages (a path, or ``<bytes>`` etc.).
+
+    Args:
+        source: Anything :func:`read_xray` may be given.
+
+    Returns:
+        The path as text (kept to one line), or a description such as
+        ``<bytes len=1024>`` or ``<ndarray uint8 (4, 5)>``.
+
+    Example:
+        >>> describe_source(b"abc")
+        '<bytes len=3>'
+    """
     if isinstance(source, (str, os.PathLike)):
         return _path_name(source)
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -78,6 +90,23 @@ def to_rgb_uint8(array: np.ndarray, name: str = "<ndarray>") -> np.ndarray:
 
     Integer arrays wider than 8 bits and float arrays are scaled by their own min/max (floats
     already in ``[0, 1]`` or ``[0, 255]`` keep their scale); 1 channel is repeated, alpha dropped.
+
+    Args:
+        array: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` values of any real or
+            boolean dtype.
+        name: How to call the array in error messages.
+
+    Returns:
+        A contiguous ``uint8`` array of shape ``(H, W, 3)``.
+
+    Raises:
+        InvalidImageError: For another shape, no pixels, NaN or infinite values, or a complex
+            or non-numeric dtype.
+
+    Example:
+        >>> import numpy as np
+        >>> to_rgb_uint8(np.array([[0.0, 0.5, 1.0]]))[0, :, 0].tolist()
+        [0, 128, 255]
     """
     a = np.asarray(array)
     if a.ndim == 3 and a.shape[-1] == 1:

@@ -36,6 +36,13 @@ class FitResult:
         best_value: That value.
         monitor: The metric that chose the best epoch.
         checkpoint_dir: Where checkpoints and ``history.json`` live, if anywhere.
+        resumed_from: Epochs already done when this call started (0 for a fresh run).
+        extra: Anything else worth keeping about the run.
+
+    Example:
+        >>> result = pneumozoo.fit(model, train, val, epochs=20)  # doctest: +SKIP
+        >>> result.monitor, 1 <= result.best_epoch <= result.epochs  # doctest: +SKIP
+        ('val_auc', True)
     """
 
     history: dict[str, list[float]]
@@ -62,6 +69,14 @@ def compile_model(model: keras.Model, *, learning_rate: float = 1e-3, optimizer:
         optimizer: ``adam``, ``adamw``, ``rmsprop`` or ``sgd`` (momentum 0.9).
         weight_decay: Decoupled weight decay for ``adamw``.
         jit_compile: XLA compilation (``"auto"`` lets Keras decide).
+
+    Raises:
+        UnknownNameError: For an unknown optimizer.
+
+    Example:
+        >>> model = pneumozoo.build_model("cnn4", input_size=64)  # doctest: +SKIP
+        >>> compile_model(model, learning_rate=1e-4, optimizer="adamw")  # doctest: +SKIP
+        >>> model.evaluate(dataset, return_dict=True)  # loss, accuracy, auc  # doctest: +SKIP
     """
     name = optimizer.lower()
     opt: keras.optimizers.Optimizer
@@ -77,6 +92,10 @@ def compile_model(model: keras.Model, *, learning_rate: float = 1e-3, optimizer:
         from pneumozoo.errors import UnknownNameError
 
         raise UnknownNameError("optimizer", optimizer, ["adam", "adamw", "rmsprop", "sgd"])
+    # Keras adds loss scaling only when the *model's* policy is mixed_float16, which a model
+    # rebuilt from a config (loaded, or replicated for tf.distribute) does not carry.
+    if any(layer.dtype_policy.name == "mixed_float16" for layer in [model, *model.layers]):
+        opt = keras.optimizers.LossScaleOptimizer(opt)
     model.compile(
         optimizer=opt,
         loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -195,6 +214,7 @@ def fit(
     restore_best: bool = True,
     cache: bool | str | Path = True,
     strategy: str | tf.distribute.Strategy | None = None,
+    jit_compile: bool | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
     seed: int = 0,
     verbose: int | str = "auto",
@@ -213,7 +233,9 @@ def fit(
         epochs: Total number of epochs (a resumed run counts the earlier ones).
         learning_rate: Initial learning rate (the model is (re)compiled with it).
         optimizer: ``adam``, ``adamw``, ``rmsprop`` or ``sgd``.
-        batch_size: Global batch size when building pipelines from records.
+        batch_size: Batch size per replica when building pipelines from records: the
+            global batch is ``batch_size x strategy.num_replicas_in_sync`` (just
+            ``batch_size`` without a strategy). Datasets are used as given.
         augment: Augmentation preset name or layer, applied on the training split only.
         class_weight: ``"balanced"`` (inverse class frequency), a dict, or None.
         oversample: Repeat minority-class records instead of (or as well as) weighting.
@@ -229,12 +251,23 @@ def fit(
         restore_best: Load the best epoch's weights into ``model`` at the end.
         cache: Cache decoded images (see :func:`pneumozoo.data.make_dataset`).
         strategy: ``"mirrored"``, ``"multiworker"``, a ``tf.distribute.Strategy`` or None.
+            The model is trained as a replica built in the strategy's scope and gets the
+            trained weights back (see :mod:`pneumozoo.distribute`); under multi-worker
+            training only the chief writes to ``checkpoint_dir``.
+        jit_compile: XLA-compile the train and eval steps (``True``/``False``; ``"auto"``
+            lets Keras decide, which means off on CPU and under ``tf.distribute``).
         callbacks: More Keras callbacks.
         seed: Seed for shuffling and augmentation.
         verbose: Keras verbosity (``"auto"`` shows a progress bar).
 
     Returns:
         A :class:`FitResult` with the full history and the best epoch.
+
+    Raises:
+        DataError: If ``train`` or ``validation`` holds no records.
+        ValueError: If ``class_weight="balanced"`` is asked with a ``tf.data.Dataset``
+            (pass a dict).
+        UnknownNameError: For an unknown optimizer, augmentation preset or strategy.
 
     Example:
         >>> model = pneumozoo.build_model("xraynet")  # doctest: +SKIP
@@ -252,15 +285,26 @@ def fit(
     else:
         cw = class_weight
     if strategy is not None:
-        from pneumozoo.distribute import replicate_model
+        from pneumozoo.distribute import (
+            get_strategy,
+            global_batch_size,
+            replicate_model,
+            worker_checkpoint_dir,
+        )
 
-        return replicate_model(model, strategy, lambda m: fit(
-            m, train, validation, epochs=epochs, learning_rate=learning_rate, optimizer=optimizer,
-            batch_size=batch_size, augment=augment, class_weight=cw, oversample=oversample,
-            schedule=schedule, warmup_epochs=warmup_epochs, decay_after=decay_after,
-            monitor=monitor, early_stopping=early_stopping, checkpoint_dir=checkpoint_dir,
-            restore_best=restore_best, cache=cache, strategy=None, callbacks=callbacks,
-            seed=seed, verbose=verbose))
+        strategy = get_strategy(strategy)
+        global_batch = global_batch_size(batch_size, strategy)
+        with worker_checkpoint_dir(checkpoint_dir, strategy) as worker_ckpt:
+            result = replicate_model(model, strategy, lambda m: fit(
+                m, train, validation, epochs=epochs, learning_rate=learning_rate,
+                optimizer=optimizer, batch_size=global_batch, augment=augment, class_weight=cw,
+                oversample=oversample, schedule=schedule, warmup_epochs=warmup_epochs,
+                decay_after=decay_after, monitor=monitor, early_stopping=early_stopping,
+                checkpoint_dir=worker_ckpt, restore_best=restore_best, cache=cache,
+                strategy=None, jit_compile=jit_compile, callbacks=callbacks, seed=seed,
+                verbose=verbose))
+        result.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        return result
 
     train_ds = _as_dataset(train, model, training=True, batch_size=batch_size, augment=augment,
                            cache=cache, seed=seed, oversample_minority=oversample)
@@ -268,7 +312,7 @@ def fit(
         validation, model, training=False, batch_size=batch_size, augment=None, cache=cache,
         seed=seed, oversample_minority=False)
 
-    compile_model(model, learning_rate=learning_rate, optimizer=optimizer)
+    compile_model(model, learning_rate=learning_rate, optimizer=optimizer, jit_compile=jit_compile)
     history: dict[str, list[float]] = {}
     initial_epoch = 0
     ckpt: Path | None = Path(checkpoint_dir) if checkpoint_dir else None

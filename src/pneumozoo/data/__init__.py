@@ -1,5 +1,6 @@
 """Datasets in the Kermany layout: records, patient-wise splits, balance, the tf.data pipeline."""
 
+from pneumozoo.data.download import download_kermany
 from pneumozoo.data.pipeline import decode_resize, make_dataset, resize_images
 from pneumozoo.data.records import (
     BINARY_CLASSES,
@@ -27,6 +28,7 @@ __all__ = [
     "class_names",
     "class_weights",
     "decode_resize",
+    "download_kermany",
     "drop_duplicates",
     "find_split_dir",
     "make_dataset",

@@ -24,6 +24,18 @@ def resize_images(images: Any, size: int) -> tf.Tensor:
     """Resize ``(H, W, 3)`` or ``(N, H, W, 3)`` images to ``size x size``, as the models do.
 
     Bilinear with antialiasing (an area-like filter when shrinking), output float32 0..255.
+
+    Args:
+        images: One image or a batch, any numeric dtype, values 0..255.
+        size: Side of the square output.
+
+    Returns:
+        A float32 tensor ``(size, size, 3)`` or ``(N, size, size, 3)``.
+
+    Example:
+        >>> import numpy as np
+        >>> resize_images(np.zeros((300, 200, 3), np.uint8), 64).shape
+        TensorShape([64, 64, 3])
     """
     x = tf.convert_to_tensor(images)
     x = tf.cast(x, tf.float32)
@@ -31,7 +43,22 @@ def resize_images(images: Any, size: int) -> tf.Tensor:
 
 
 def decode_resize(path: str | Path, size: int) -> np.ndarray:
-    """Read one file and resize it to ``size``; returns ``uint8 (size, size, 3)``."""
+    """Read one file and resize it to ``size``, as the training pipeline does.
+
+    Args:
+        path: An image file (anything :func:`pneumozoo.read_xray` reads).
+        size: Side of the square output.
+
+    Returns:
+        A ``uint8`` array ``(size, size, 3)``.
+
+    Raises:
+        InvalidImageError: If the file cannot be read.
+
+    Example:
+        >>> decode_resize("examples/xrays/test224-normal-IM-0001-0001.jpeg", 96).shape
+        (96, 96, 3)
+    """
     image = read_xray(path)
     out = resize_images(image, size)
     return np.asarray(tf.cast(tf.round(tf.clip_by_value(out, 0.0, 255.0)), tf.uint8))
@@ -72,7 +99,8 @@ def make_dataset(
         records: What to load (see :func:`pneumozoo.data.scan_split`).
         input_size: Side of the square images the model takes.
         task: ``"binary"`` or ``"3class"``.
-        batch_size: Batch size (the global batch size under a ``tf.distribute`` strategy).
+        batch_size: Images per batch; under a ``tf.distribute`` strategy that is the global
+            batch (:func:`pneumozoo.fit` passes its per-replica ``batch_size`` x replicas).
         training: Shuffle every epoch and apply ``augment``; evaluation pipelines keep
             the input order and never augment.
         augment: A preset name (see :func:`pneumozoo.augment.list_presets`) or a Keras layer;
@@ -86,6 +114,18 @@ def make_dataset(
 
     Returns:
         The dataset; it reads files lazily, in parallel, and prefetches.
+
+    Raises:
+        DataError: For ``task="3class"`` if a pneumonia file name says neither bacteria nor
+            virus.
+        UnknownNameError: For an unknown augmentation preset.
+
+    Example:
+        >>> ds = make_dataset(records, input_size=192, batch_size=32, training=True,
+        ...                   augment="xray")  # doctest: +SKIP
+        >>> images, labels = next(iter(ds))  # doctest: +SKIP
+        >>> images.shape, labels.dtype  # doctest: +SKIP
+        (TensorShape([32, 192, 192, 3]), tf.int32)
     """
     y = np.asarray(targets(records, task), dtype=np.int32)
     paths = [str(r.path) for r in records]
@@ -108,7 +148,12 @@ def make_dataset(
         if layer is not None:
             ds = ds.map(lambda x, label: (layer(x, training=True), label),
                         num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # Under tf.distribute, shard by element, never by file: the source is a tensor of file
+    # names, not a file-reading dataset, so FILE sharding cannot apply (AUTO would try it and
+    # fall back with a warning), and DATA gives every worker the same number of batches.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def _augment_layer(augment: Any, seed: int) -> Any:

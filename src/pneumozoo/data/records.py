@@ -56,6 +56,11 @@ class Record:
             does not say which.
         patient_id: Patient parsed from the file name (falls back to the file stem, so an
             unknown name is its own patient).
+
+    Example:
+        >>> r = Record(Path("train/PNEUMONIA/person1_virus_6.jpeg"), "train", 1, 2, "person1")
+        >>> r.target("binary"), r.target("3class")
+        (1, 2)
     """
 
     path: Path
@@ -65,12 +70,29 @@ class Record:
     patient_id: str
 
     def target(self, task: Task) -> int:
-        """The integer class of this record for ``task`` (see :func:`class_names`)."""
+        """The integer class of this record for ``task`` (see :func:`class_names`).
+
+        Args:
+            task: ``"binary"`` (0 normal, 1 pneumonia) or ``"3class"`` (0 normal, 1 bacteria,
+                2 virus, -1 if the file name does not say).
+
+        Returns:
+            The class index.
+        """
         return self.label if task == "binary" else self.subtype
 
 
 def class_names(task: str) -> tuple[str, ...]:
     """Class names, in output order, of a task (``"binary"`` or ``"3class"``).
+
+    Args:
+        task: ``"binary"`` or ``"3class"``.
+
+    Returns:
+        ``("normal", "pneumonia")`` or ``("normal", "bacteria", "virus")``.
+
+    Raises:
+        UnknownNameError: For another task name.
 
     Example:
         >>> class_names("3class")
@@ -84,7 +106,19 @@ def class_names(task: str) -> tuple[str, ...]:
 
 
 def parse_subtype(filename: str, label: int) -> int:
-    """3-class label from a file name: 0 normal, 1 bacteria, 2 virus, -1 unknown."""
+    """3-class label from a file name: 0 normal, 1 bacteria, 2 virus, -1 unknown.
+
+    Args:
+        filename: The file name (``person12_virus_34.jpeg``); case does not matter.
+        label: Its binary label; 0 (normal) always gives 0.
+
+    Returns:
+        The subtype index.
+
+    Example:
+        >>> parse_subtype("person3_bacteria_10.jpeg", 1), parse_subtype("IM-0001-0001.jpeg", 0)
+        (1, 0)
+    """
     if label == 0:
         return 0
     low = filename.lower()
@@ -97,6 +131,13 @@ def parse_subtype(filename: str, label: int) -> int:
 
 def parse_patient_id(filename: str) -> str:
     """Patient id from a Kermany file name.
+
+    Args:
+        filename: A file name or path (only the name is used).
+
+    Returns:
+        ``personN`` for pneumonia films, ``IM-NNNN`` or ``NORMAL2-IM-NNNN`` for normal ones,
+        else the file stem (an unknown name is its own patient).
 
     Example:
         >>> parse_patient_id("person1_virus_6.jpeg"), parse_patient_id("IM-0115-0001.jpeg")
@@ -137,8 +178,20 @@ def scan_folder(folder: str | Path, *, split: str = "") -> list[Record]:
     Files are listed recursively inside each class folder and sorted, so the order is
     reproducible. Hidden files and files without an image suffix are skipped.
 
+    Args:
+        folder: The split folder, e.g. ``chest_xray/train``.
+        split: Split name stored in the records (default: the folder's name).
+
+    Returns:
+        One :class:`Record` per image file, normal ones first.
+
     Raises:
         DataError: If the folder has no class folder or no image at all.
+
+    Example:
+        >>> records = scan_folder("chest_xray/test")  # doctest: +SKIP
+        >>> records[0].split, records[0].label  # doctest: +SKIP
+        ('test', 0)
     """
     root = Path(folder)
     if not root.is_dir():
@@ -173,8 +226,19 @@ def find_split_dir(root: str | Path, split: str) -> Path:
     Looks for ``root/split``, ``root/chest_xray/split``, ``root/chest_xray/chest_xray/split``
     (split names are matched case-insensitively).
 
+    Args:
+        root: The dataset root (the unzipped archive's folder works).
+        split: ``"train"``, ``"test"`` or ``"val"``.
+
+    Returns:
+        The split folder, which holds ``NORMAL/`` and/or ``PNEUMONIA/``.
+
     Raises:
         DataError: If no such folder exists; the message lists what was tried.
+
+    Example:
+        >>> find_split_dir("archive", "train")  # doctest: +SKIP
+        PosixPath('archive/chest_xray/chest_xray/train')
     """
     base = Path(root)
     candidates = [base, base / "chest_xray", base / "chest_xray" / "chest_xray"]
@@ -189,7 +253,23 @@ def find_split_dir(root: str | Path, split: str) -> Path:
 
 
 def scan_split(root: str | Path, split: str) -> list[Record]:
-    """Records of one split (``"train"``, ``"test"``, ``"val"``) of a dataset root."""
+    """Records of one split (``"train"``, ``"test"``, ``"val"``) of a dataset root.
+
+    Args:
+        root: The dataset root; Kaggle's nested layout is found (see :func:`find_split_dir`).
+        split: The split name.
+
+    Returns:
+        The split's records (see :func:`scan_folder`).
+
+    Raises:
+        DataError: If the split folder is missing or holds no images.
+
+    Example:
+        >>> train = scan_split("chest_xray", "train")  # doctest: +SKIP
+        >>> len(train)  # doctest: +SKIP
+        5216
+    """
     return scan_folder(find_split_dir(root, split), split=split)
 
 
@@ -201,8 +281,19 @@ def with_split(records: Iterable[Record], split: str) -> list[Record]:
 def targets(records: Sequence[Record], task: Task) -> list[int]:
     """Integer class of every record for ``task``.
 
+    Args:
+        records: The records.
+        task: ``"binary"`` or ``"3class"``.
+
+    Returns:
+        One class index per record, in order.
+
     Raises:
         DataError: For ``3class`` if a pneumonia file name says neither bacteria nor virus.
+
+    Example:
+        >>> targets(scan_split("chest_xray", "test"), "3class")[:3]  # doctest: +SKIP
+        [0, 0, 0]
     """
     out = [r.target(task) for r in records]
     if task == "3class":

@@ -36,6 +36,9 @@ def patient_split(
     Returns:
         ``(train, validation)`` lists, each in the input order.
 
+    Raises:
+        ValueError: If ``val_fraction`` is not in (0, 1).
+
     Example:
         >>> train, val = patient_split(records, val_fraction=0.2, seed=1)  # doctest: +SKIP
     """
@@ -67,7 +70,17 @@ def _digest(record: Record) -> str:
 
 
 def drop_duplicates(records: Sequence[Record]) -> list[Record]:
-    """Keep the first of every group of byte-identical files (compared by sha256)."""
+    """Keep the first of every group of byte-identical files (compared by sha256).
+
+    Args:
+        records: The records; every file is read once.
+
+    Returns:
+        The records without duplicates, in the input order.
+
+    Example:
+        >>> unique = drop_duplicates(scan_split("chest_xray", "train"))  # doctest: +SKIP
+    """
     seen: set[str] = set()
     out = []
     for r in records:
@@ -80,6 +93,13 @@ def drop_duplicates(records: Sequence[Record]) -> list[Record]:
 
 def class_weights(records: Sequence[Record], task: Task = "binary") -> dict[int, float]:
     """"Balanced" class weights, ``n / (k * count)``, as scikit-learn computes them.
+
+    Args:
+        records: Training records.
+        task: ``"binary"`` or ``"3class"``.
+
+    Returns:
+        Class index -> weight, for ``keras.Model.fit(class_weight=...)``.
 
     Example:
         >>> class_weights(records)  # doctest: +SKIP
@@ -95,6 +115,19 @@ def oversample(records: Sequence[Record], task: Task = "binary", *, seed: int = 
     """Repeat records of the smaller classes until every class has as many as the largest.
 
     The result is shuffled with ``seed``; every original record appears at least once.
+
+    Args:
+        records: Training records.
+        task: Which classes to balance: ``"binary"`` or ``"3class"``.
+        seed: Seed for the repeats drawn and the shuffle.
+
+    Returns:
+        The balanced, shuffled list (longer than ``records`` unless already balanced).
+
+    Example:
+        >>> balanced = oversample(train, seed=0)  # doctest: +SKIP
+        >>> sum(r.label == 0 for r in balanced) == sum(r.label == 1 for r in balanced)  # doctest: +SKIP
+        True
     """
     y = np.asarray(targets(records, task))
     counts = Counter(y.tolist())

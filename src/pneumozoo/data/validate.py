@@ -38,8 +38,18 @@ def validate_records(records: Sequence[Record], *, task: Task = "binary", min_pe
     Checks that there are records, that every class of the task has at least
     ``min_per_class`` images, and (with ``check_files``) that every file decodes.
 
+    Args:
+        records: The training records.
+        task: ``"binary"`` or ``"3class"`` (3-class also needs the subtype in file names).
+        min_per_class: Fewest images a class may have.
+        check_files: Decode every file (in ``workers`` threads).
+        workers: Threads decoding files.
+
     Raises:
         DataError: One message listing every problem found (the first few bad files by name).
+
+    Example:
+        >>> validate_records(scan_split("chest_xray", "train"), task="3class")  # doctest: +SKIP
     """
     problems: list[str] = []
     if not records:

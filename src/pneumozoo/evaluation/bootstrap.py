@@ -168,7 +168,7 @@ def bootstrap_ci(
         >>> y = np.array([0, 0, 0, 1, 1, 1] * 20)
         >>> p = np.array([0.1, 0.4, 0.6, 0.5, 0.8, 0.9] * 20)
         >>> ci = bootstrap_ci(y, p, threshold=0.5, n_boot=200)
-        >>> ci["accuracy"][0] < 4 / 6 < ci["accuracy"][1]
+        >>> ci["accuracy"][0] < 5 / 6 < ci["accuracy"][1]
         True
     """
     if not 0.0 < level < 1.0:

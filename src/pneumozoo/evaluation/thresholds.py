@@ -19,9 +19,9 @@ from pneumozoo.evaluation.metrics import pneumonia_scores
 
 __all__ = ["THRESHOLD_METHODS", "OperatingPoint", "choose_threshold", "operating_points"]
 
-Method = Literal["youden", "sensitivity", "specificity"]
+Method = Literal["youden", "youden-margin", "sensitivity", "specificity"]
 #: Methods :func:`choose_threshold` knows.
-THRESHOLD_METHODS: tuple[str, ...] = ("youden", "sensitivity", "specificity")
+THRESHOLD_METHODS: tuple[str, ...] = ("youden", "youden-margin", "sensitivity", "specificity")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,19 @@ def _curve(y_true: Sequence[int] | np.ndarray, scores: np.ndarray) -> tuple[np.n
     return thresholds, tp / n_pos, (n_neg - fp) / n_neg
 
 
+def _margin_threshold(thresholds: np.ndarray, i: int) -> float:
+    """Halfway, in logit space, between candidate ``i`` and the next lower score."""
+    if i + 1 >= len(thresholds):
+        return float(thresholds[i])
+    hi, lo = float(thresholds[i]), float(thresholds[i + 1])  # descending candidates
+    eps = 1e-7
+    logit = lambda p: float(np.log(np.clip(p, eps, 1 - eps) / np.clip(1 - p, eps, 1 - eps)))  # noqa: E731
+    mid = 0.5 * (logit(hi) + logit(lo))
+    t = float(1.0 / (1.0 + np.exp(-mid)))
+    # Keep the decisions made on the data: lo < t <= hi.
+    return min(max(t, float(np.nextafter(lo, np.inf))), hi)
+
+
 def choose_threshold(
     y_true: Sequence[int] | np.ndarray,
     scores: np.ndarray,
@@ -90,6 +103,11 @@ def choose_threshold(
       (the most sensitive model that still clears ``target`` of the normal films).
     - ``"youden"``: the threshold maximising sensitivity + specificity - 1; ties go to the
       lower threshold (higher sensitivity: a missed pneumonia costs more than a recall).
+    - ``"youden-margin"``: maximise J too, but take the middle of the maximising thresholds
+      and put the threshold halfway (in logit space) between the scores on either side of
+      it: the same decisions on this data, with the largest margin for new data. Near-perfect
+      validation sets leave a wide range of equally good thresholds; this picks its centre
+      instead of its edge.
 
     Args:
         y_true: Labels: 0 normal, anything else pneumonia.
@@ -113,7 +131,7 @@ def choose_threshold(
     """
     if method not in THRESHOLD_METHODS:
         raise UnknownNameError("threshold method", str(method), list(THRESHOLD_METHODS))
-    if method != "youden":
+    if not method.startswith("youden"):
         if target is None:
             raise ValueError(f"method={method!r} needs a target {method} in [0, 1]")
         if not 0.0 <= target <= 1.0:
@@ -128,10 +146,14 @@ def choose_threshold(
         i = int(np.flatnonzero(spec >= goal - 1e-12)[-1])
     else:
         j = sens + spec - 1.0
-        i = int(np.flatnonzero(j >= j.max() - 1e-12)[-1])
+        best = np.flatnonzero(j >= j.max() - 1e-12)
+        i = int(best[-1]) if method == "youden" else int(best[len(best) // 2])
+        if method == "youden-margin":
+            return OperatingPoint(threshold=_margin_threshold(thresholds, i), sensitivity=float(sens[i]),
+                                  specificity=float(spec[i]), method=str(method))
     return OperatingPoint(threshold=float(thresholds[i]), sensitivity=float(sens[i]),
                           specificity=float(spec[i]), method=str(method),
-                          target=None if target is None or method == "youden" else float(target))
+                          target=None if target is None or method.startswith("youden") else float(target))
 
 
 def operating_points(

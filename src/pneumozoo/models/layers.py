@@ -12,7 +12,7 @@ from typing import Any
 import keras
 from keras import ops
 
-__all__ = ["NORMALIZATIONS", "ClassifierOutput", "Normalize"]
+__all__ = ["NORMALIZATIONS", "ClassifierOutput", "Normalize", "Resizing"]
 
 # Per-channel (mean, std) in 0..255 units, in the RGB order the models receive.
 _IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -27,11 +27,50 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 
 
 @keras.saving.register_keras_serializable(package="pneumozoo")
+class Resizing(keras.layers.Resizing):
+    """``keras.layers.Resizing`` that lets images already at the target size through untouched.
+
+    Resizing to the same size with the antialiased bilinear filter is the identity, yet it
+    costs a full resampling pass (about a quarter of xraynet's forward time at 192 px on CPU)
+    and its op (``ScaleAndTranslate``) has no XLA kernel. Batches whose static height and
+    width already match (every batch of :func:`pneumozoo.data.make_dataset` and of
+    :func:`pneumozoo.predict`, which resize beforehand) skip it, so training and inference
+    pay nothing and ``jit_compile=True`` works; any other size is resized exactly as by
+    ``keras.layers.Resizing``. The class keeps Keras's name, so code that looks layers up
+    by class name still finds it.
+
+    It also fixes a Keras 3 trap: ``Resizing.call`` defaults to ``training=True``, and Keras
+    hands a layer's default on to the layers after it, so ``model(x)`` without
+    ``training=False`` ran every BatchNorm in training mode (batch statistics, moving
+    averages overwritten), as did ``model.export()``. Here the default is ``None``.
+    """
+
+    def call(self, data: Any, training: bool | None = None) -> Any:
+        # Resizing is deterministic: `training` changes nothing here, but its default must
+        # not be True, or Keras passes training=True on to the rest of the model.
+        return super().call(data, training=bool(training))
+
+    def transform_images(self, images: Any, transformation: Any = None,
+                         training: bool = True) -> Any:
+        shape = getattr(images, "shape", None)
+        if (shape is not None and len(shape) == 4 and not self.crop_to_aspect_ratio
+                and not self.pad_to_aspect_ratio and shape[self.height_axis] == self.height
+                and shape[self.width_axis] == self.width):
+            return images
+        return super().transform_images(images, transformation=transformation, training=training)
+
+
+@keras.saving.register_keras_serializable(package="pneumozoo")
 class Normalize(keras.layers.Layer):
     """Map raw pixels (0..255, RGB) to what a backbone expects, inside the graph.
 
     Args:
         mode: One of ``unit``, ``symmetric``, ``imagenet``, ``caffe`` (BGR), ``none``.
+
+    Example:
+        >>> import numpy as np
+        >>> Normalize("symmetric")(np.array([[[[0.0, 127.5, 255.0]]]])).numpy().tolist()
+        [[[[-1.0, 0.0, 1.0]]]]
     """
 
     def __init__(self, mode: str = "unit", **kwargs: Any) -> None:
@@ -71,6 +110,12 @@ class ClassifierOutput(keras.layers.Layer):
     Args:
         class_names: Names of the outputs, in order; the first is the "normal" class.
         temperature: Logits are divided by it before the softmax (1.0: uncalibrated).
+
+    Example:
+        >>> import numpy as np
+        >>> out = ClassifierOutput(("normal", "pneumonia"), temperature=2.0)
+        >>> [round(float(p), 3) for p in out(np.array([[0.0, 2.0]]))[0]]
+        [0.269, 0.731]
     """
 
     def __init__(

@@ -11,7 +11,7 @@ from typing import Any
 import keras
 
 from pneumozoo.errors import UnknownNameError
-from pneumozoo.models.layers import ClassifierOutput, Normalize
+from pneumozoo.models.layers import ClassifierOutput, Normalize, Resizing
 
 __all__ = [
     "ModelInfo",
@@ -38,6 +38,12 @@ class ModelInfo:
         normalization: How raw 0..255 pixels are normalised inside the graph.
         description: One line on what it is and where it comes from.
         pretrainable: True if ``weights="imagenet"`` is accepted.
+        builder: The registered builder (use :func:`build_model` instead).
+
+    Example:
+        >>> info = get_model_info("xraynet")
+        >>> info.family, info.input_size, info.normalization
+        ('custom', 192, 'unit')
     """
 
     name: str
@@ -63,8 +69,32 @@ def register_model(
 ) -> Callable[[Builder], Builder]:
     """Decorator adding a builder to the registry.
 
-    The builder takes ``(inputs, *, num_classes, input_size, weights, **kwargs)`` where
-    ``inputs`` are already normalised, and returns the logits tensor.
+    The builder takes ``(inputs, *, num_classes, input_size, **kwargs)`` where ``inputs`` are
+    already resized and normalised, and returns the logits tensor; builders of pretrainable
+    models also take ``weights`` and ``freeze_backbone``, and a ``dropout`` keyword, when
+    present, can be overridden by :func:`build_model`.
+
+    Args:
+        name: Registry name (an existing one is replaced).
+        family: ``"custom"`` or ``"transfer"``.
+        input_size: Default square input size in pixels.
+        normalization: How raw 0..255 pixels are normalised before the builder's layers:
+            ``unit``, ``symmetric``, ``imagenet``, ``caffe`` or ``none``.
+        description: One line for :func:`list_models` and the docs.
+        pretrainable: The builder accepts ``weights="imagenet"``.
+
+    Returns:
+        The decorator; it returns the builder unchanged.
+
+    Example:
+        >>> from keras import layers
+        >>> @register_model("tiny", family="custom", input_size=64, normalization="unit",
+        ...                 description="a toy")
+        ... def tiny(x, *, num_classes, input_size):
+        ...     x = layers.GlobalAveragePooling2D()(layers.Conv2D(8, 3)(x))
+        ...     return layers.Dense(num_classes, name="logits")(x)
+        >>> build_model("tiny").output_shape
+        (None, 2)
     """
 
     def deco(fn: Builder) -> Builder:
@@ -89,6 +119,9 @@ def list_models(*, family: str | None = None, pretrainable: bool | None = None) 
         family: Keep only ``"custom"`` or ``"transfer"`` models.
         pretrainable: Keep only models that do (True) or do not (False) accept ImageNet weights.
 
+    Returns:
+        The :class:`ModelInfo` of each architecture.
+
     Example:
         >>> [m.name for m in list_models(family="custom")]
         ['cnn4', 'cnn5', 'xraynet']
@@ -102,7 +135,21 @@ def list_models(*, family: str | None = None, pretrainable: bool | None = None) 
 
 
 def get_model_info(arch: str) -> ModelInfo:
-    """Registry entry of ``arch``; an unknown name raises an error listing the valid ones."""
+    """Registry entry of an architecture.
+
+    Args:
+        arch: Registry name, e.g. ``"cnn5"``.
+
+    Returns:
+        Its :class:`ModelInfo`.
+
+    Raises:
+        UnknownNameError: For an unknown name; the message lists the valid ones.
+
+    Example:
+        >>> get_model_info("cnn5").input_size
+        150
+    """
     try:
         return _REGISTRY[arch]
     except KeyError:
@@ -120,7 +167,21 @@ def _dtype_policy(precision: str) -> Iterator[None]:
 
 
 def resolve_precision(precision: str) -> str:
-    """Turn ``"auto"`` into ``mixed_float16`` when a GPU is present, else ``float32``."""
+    """Turn ``"auto"`` into ``mixed_float16`` when a GPU is present, else ``float32``.
+
+    Args:
+        precision: ``auto``, ``float32``, ``mixed_float16`` or ``mixed_bfloat16``.
+
+    Returns:
+        A Keras dtype policy name (anything but ``auto`` is returned as is).
+
+    Raises:
+        UnknownNameError: For another value.
+
+    Example:
+        >>> resolve_precision("mixed_bfloat16")
+        'mixed_bfloat16'
+    """
     valid = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
     if precision not in valid:
         raise UnknownNameError("precision", precision, list(valid))
@@ -145,7 +206,7 @@ def wrap_classifier(
     the graph with the same antialiased bilinear filter the data pipeline uses.
     """
     inputs = keras.Input(shape=(None, None, 3), name="image")
-    x = keras.layers.Resizing(
+    x = Resizing(
         input_size, input_size, interpolation="bilinear", antialias=True, name="resize"
     )(inputs)
     x = Normalize(normalization, name="normalize")(x)
@@ -228,7 +289,7 @@ def build_model(
 
 
 def _load_into(model: keras.Model, path: Path) -> None:
-    from pneumozoo.pretrained.loading import load_model_file
+    from pneumozoo.pretrained.folder import load_model_file
 
     source = load_model_file(path)
     model.set_weights(source.get_weights())
@@ -246,6 +307,16 @@ def class_names_of(model: keras.Model) -> tuple[str, ...]:
 
     Falls back to ``normal/pneumonia`` or ``normal/bacteria/virus`` for foreign models with
     2 or 3 outputs.
+
+    Args:
+        model: A Keras classifier, normally one of pneumozoo's.
+
+    Returns:
+        The class names in output order.
+
+    Example:
+        >>> class_names_of(build_model("cnn4", num_classes=3, input_size=64))
+        ('normal', 'bacteria', 'virus')
     """
     layer = _output_layer(model)
     if layer is not None:
@@ -257,7 +328,21 @@ def class_names_of(model: keras.Model) -> tuple[str, ...]:
 
 
 def input_size_of(model: keras.Model) -> int:
-    """Square input size a model resizes to (read from its ``resize`` layer or input shape)."""
+    """Square input size a model resizes to (read from its ``resize`` layer or input shape).
+
+    Args:
+        model: A Keras image model.
+
+    Returns:
+        The side in pixels.
+
+    Raises:
+        ValueError: If the model has neither a resize layer nor a fixed input size.
+
+    Example:
+        >>> input_size_of(build_model("cnn4", input_size=96))
+        96
+    """
     for layer in model.layers:
         if isinstance(layer, keras.layers.Resizing):
             return int(layer.height)

@@ -83,6 +83,12 @@ def set_backbone_trainable(model: keras.Model, trainable: bool = True, *, last_n
 
     Raises:
         ValueError: If the model has no backbone.
+
+    Example:
+        >>> model = build_model("densenet121", weights="imagenet", freeze_backbone=True)  # doctest: +SKIP
+        >>> fit(model, train, val, epochs=5)  # the head only  # doctest: +SKIP
+        >>> set_backbone_trainable(model, True, last_n=40)  # doctest: +SKIP
+        >>> fit(model, train, val, epochs=10, learning_rate=1e-5)  # doctest: +SKIP
     """
     try:
         backbone = model.get_layer(BACKBONE_LAYER)

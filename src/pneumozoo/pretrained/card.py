@@ -179,8 +179,8 @@ def model_card(config: PretrainedConfig, *, repo_id: str | None = None) -> str:
         "",
         "- Input: RGB images with pixel values 0..255 (uint8 or float), **any size**; grayscale",
         "  films are repeated to 3 channels by `pneumozoo.read_xray`.",
-        f"- Resizing to {config.input_size}×{config.input_size} and normalisation happen **inside**",
-        "  the model: do not rescale or normalise inputs yourself.",
+        f"- Resizing to {config.input_size}×{config.input_size} and normalisation happen **inside** "
+        "the model: do not rescale or normalise inputs yourself.",
         f"- Input size: {config.input_size} px (square).",
         f"- Output: softmax probabilities in class order {classes}.",
         f"- Decision threshold: {threshold_text}.",
@@ -199,8 +199,9 @@ def model_card(config: PretrainedConfig, *, repo_id: str | None = None) -> str:
         f"Licence of the data: [CC BY 4.0](https://creativecommons.org/licenses/by/4.0/); "
         f"doi:[{KERMANY_DOI}](https://doi.org/{KERMANY_DOI}).",
     ]
-    for key, value in sorted((config.training or {}).items()):
-        lines.append(f"- {key}: `{value}`")
+    if config.training:
+        lines += ["", "Training recipe:", ""]
+        lines += [f"- {key}: `{value}`" for key, value in sorted(config.training.items())]
     lines += ["", "## Evaluation", ""]
     table = _metrics_table(test)
     if table:
@@ -219,8 +220,8 @@ def model_card(config: PretrainedConfig, *, repo_id: str | None = None) -> str:
         "",
         "- Trained on pediatric (age 1–5) anterior-posterior films from a single hospital in",
         "  Guangzhou, China; not validated for adults, other hospitals, scanners or populations.",
-        "- The test split comes from the same hospital, so the metrics above overestimate",
-        "  performance on new sites.",
+        "- The test split comes from the same hospital, so the metrics above likely overestimate",
+        "  performance at other sites.",
         "- Labels are image-level; the model does not localise findings, and saliency maps are",
         "  not evidence of correct reasoning.",
         "- Not a diagnosis: any output must be reviewed by a qualified clinician.",

@@ -38,6 +38,13 @@ class PretrainedConfig:
         source: Where the folder comes from: ``bundled``, a local path or ``hf://repo@rev``
             (filled in at load time; not stored).
         license: Licence of the weights.
+        params: Number of parameters (filled in by ``save_folder``).
+
+    Example:
+        >>> cfg = PretrainedConfig(name="mine", architecture="cnn4", task="binary",
+        ...                        class_names=("normal", "pneumonia"), input_size=64)
+        >>> PretrainedConfig.from_dict(cfg.to_dict()) == cfg
+        True
     """
 
     name: str
@@ -63,7 +70,18 @@ class PretrainedConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "") -> PretrainedConfig:
-        """Build from a dict, ignoring unknown keys (newer configs stay loadable)."""
+        """Build from a dict, ignoring unknown keys (newer configs stay loadable).
+
+        Args:
+            data: The parsed ``pneumozoo.json``.
+            source: Value for ``source`` (where the folder came from).
+
+        Returns:
+            The config.
+
+        Raises:
+            PneumozooError: If a required field is missing.
+        """
         known = {f for f in cls.__dataclass_fields__}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["class_names"] = tuple(kwargs.get("class_names", ()))
@@ -78,6 +96,13 @@ class PretrainedConfig:
     def read(cls, folder: str | Path, *, source: str = "") -> PretrainedConfig:
         """Read ``pneumozoo.json`` from a model folder.
 
+        Args:
+            folder: The model folder.
+            source: Value for ``source`` (default: the folder path).
+
+        Returns:
+            The config.
+
         Raises:
             PneumozooError: If the file is missing or not valid JSON.
         """
@@ -91,7 +116,11 @@ class PretrainedConfig:
         return cls.from_dict(data, source=source or str(folder))
 
     def write(self, folder: str | Path) -> None:
-        """Write ``pneumozoo.json`` into ``folder`` (``source`` is not stored)."""
+        """Write ``pneumozoo.json`` into ``folder`` (``source`` is not stored).
+
+        Args:
+            folder: The model folder (written atomically).
+        """
         from pneumozoo.utils import atomic_write_json
 
         data = self.to_dict()

@@ -53,9 +53,19 @@ def _walk(node: Any, path: str = "") -> Any:
 def check_config_safe(config: dict[str, Any], source: str) -> None:
     """Refuse a Keras model config that would execute code when loaded.
 
+    Args:
+        config: The parsed ``config.json`` of a Keras model.
+        source: Where it comes from, for the error message.
+
     Raises:
         UnsafeModelError: For ``Lambda`` layers, serialized functions, or classes from
             modules other than Keras and pneumozoo.
+
+    Example:
+        >>> check_config_safe({"class_name": "Lambda", "config": {}}, "model/config.json")
+        Traceback (most recent call last):
+        ...
+        pneumozoo.errors.UnsafeModelError: model/config.json: model config holds a Lambda layer (); pneumozoo only loads models that run no stored code
     """
     for where, node in _walk(config):
         cls = node.get("class_name")
@@ -66,7 +76,8 @@ def check_config_safe(config: dict[str, Any], source: str) -> None:
                                    "pneumozoo only loads models that run no stored code")
         module = node.get("module")
         registered = node.get("registered_name") or ""
-        if isinstance(module, str) and not module.startswith(_SAFE_MODULE_PREFIXES):
+        if isinstance(module, str) and not any(module == p or module.startswith(p + ".")
+                                               for p in _SAFE_MODULE_PREFIXES):
             raise UnsafeModelError(f"{source}: model config needs {module}.{cls} ({where}), "
                                    "which is neither Keras nor pneumozoo")
         if module is None and "config" in node and registered and not registered.startswith(
@@ -77,9 +88,22 @@ def check_config_safe(config: dict[str, Any], source: str) -> None:
 def load_model_file(path: str | Path) -> keras.Model:
     """Load a ``.keras`` file or a Keras folder with ``safe_mode`` and the safety check.
 
+    No sha256 check happens here (a bare Keras file has no published hashes); use
+    :func:`load_folder` for pneumozoo model folders.
+
+    Args:
+        path: A ``.keras`` file or a folder saved with ``keras.saving.save_model(...,
+            zipped=False)``.
+
+    Returns:
+        The uncompiled model.
+
     Raises:
         UnsafeModelError: If the config would run code.
         PneumozooError: If the file cannot be read as a Keras model.
+
+    Example:
+        >>> model = load_model_file("checkpoints/model.keras")  # doctest: +SKIP
     """
     path = Path(path)
     try:
@@ -103,8 +127,15 @@ def load_model_file(path: str | Path) -> keras.Model:
 def verify_folder(folder: str | Path, config: PretrainedConfig) -> None:
     """Check every file's sha256 against ``config.files``.
 
+    Args:
+        folder: The model folder.
+        config: Its config (``config.files`` maps file names to sha256 hex digests).
+
     Raises:
         IntegrityError: On a missing file, a missing hash, or a mismatch.
+
+    Example:
+        >>> verify_folder("models/my-cnn4", PretrainedConfig.read("models/my-cnn4"))  # doctest: +SKIP
     """
     folder = Path(folder)
     for name in WEIGHT_FILES:
@@ -124,6 +155,23 @@ def load_folder(folder: str | Path, *, source: str = "") -> keras.Model:
     """Load a pneumozoo model folder: verify sha256s, check safety, load with ``safe_mode``.
 
     The returned model carries its :class:`PretrainedConfig` as ``model.pneumozoo_config``.
+    :func:`pneumozoo.load_pretrained` calls this for every kind of source.
+
+    Args:
+        folder: The model folder.
+        source: What to record as ``config.source`` (default: the folder path).
+
+    Returns:
+        The uncompiled ``keras.Model``.
+
+    Raises:
+        PneumozooError: If the folder has no readable ``pneumozoo.json`` or no Keras model.
+        IntegrityError: If a file does not match its sha256.
+        UnsafeModelError: If the model config would run code.
+
+    Example:
+        >>> model = load_folder("runs/xraynet/model")  # doctest: +SKIP
+        >>> model.pneumozoo_config.threshold  # doctest: +SKIP
     """
     folder = Path(folder)
     config = PretrainedConfig.read(folder, source=source or str(folder))
@@ -144,10 +192,25 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
                 card: str | None = None) -> PretrainedConfig:
     """Write ``model`` and its config as a model folder (atomically: temp folder, rename).
 
-    The sha256 of each Keras file is computed and stored in ``pneumozoo.json``.
+    The sha256 of each Keras file is computed and stored in ``pneumozoo.json``. The model is
+    saved without optimizer state; an existing folder is replaced.
+
+    Args:
+        model: The model to save (any zoo model).
+        folder: Where the folder goes; its parent is created.
+        config: Its config; ``files`` and ``params`` are filled in here.
+        card: Text of the ``README.md`` model card (see
+            :func:`pneumozoo.pretrained.card.model_card`), or None for no card.
 
     Returns:
         The config as written, with ``files`` filled in.
+
+    Example:
+        >>> cfg = PretrainedConfig(name="mine", architecture="cnn4", task="binary",
+        ...                        class_names=("normal", "pneumonia"), input_size=64)
+        >>> written = save_folder(build_model("cnn4", input_size=64), "models/mine", cfg)  # doctest: +SKIP
+        >>> sorted(written.files)  # doctest: +SKIP
+        ['config.json', 'metadata.json', 'model.weights.h5']
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)

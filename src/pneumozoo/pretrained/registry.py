@@ -49,6 +49,10 @@ def list_pretrained(*, task: str | None = None, architecture: str | None = None)
         task: Keep only ``"binary"`` or ``"3class"`` models.
         architecture: Keep only models of that architecture.
 
+    Returns:
+        The :class:`PretrainedConfig` of each bundled model (an empty list if none is
+        bundled).
+
     Example:
         >>> [c.name for c in list_pretrained(task="3class")]  # doctest: +SKIP
         ['xraynet-3class']
@@ -63,10 +67,20 @@ def list_pretrained(*, task: str | None = None, architecture: str | None = None)
 
 
 def get_pretrained_config(name: str) -> PretrainedConfig:
-    """Config of a registry entry.
+    """Config of a registry entry, without loading the model.
+
+    Args:
+        name: A registry name (see :func:`list_pretrained`).
+
+    Returns:
+        Its :class:`PretrainedConfig`.
 
     Raises:
         UnknownNameError: If no entry has that name; the message lists the valid ones.
+
+    Example:
+        >>> get_pretrained_config("xraynet-binary").input_size  # doctest: +SKIP
+        192
     """
     try:
         return _entries()[name][0]
@@ -75,7 +89,21 @@ def get_pretrained_config(name: str) -> PretrainedConfig:
 
 
 def parse_hf_uri(uri: str) -> tuple[str, str | None]:
-    """Split ``hf://owner/repo@revision`` into ``("owner/repo", "revision")``."""
+    """Split ``hf://owner/repo@revision`` into ``("owner/repo", "revision")``.
+
+    Args:
+        uri: ``hf://owner/repo`` or ``hf://owner/repo@revision``.
+
+    Returns:
+        ``(repo_id, revision)``; revision is None when absent.
+
+    Raises:
+        ValueError: If the repo part is not ``owner/name``.
+
+    Example:
+        >>> parse_hf_uri("hf://me/xraynet@v1"), parse_hf_uri("hf://me/xraynet")
+        (('me/xraynet', 'v1'), ('me/xraynet', None))
+    """
     body = uri[len("hf://"):]
     repo, _, revision = body.partition("@")
     if repo.count("/") != 1 or not all(repo.split("/")):

@@ -29,6 +29,13 @@ class Prediction:
         probabilities: Every class's probability, by name.
         threshold: The decision threshold used for ``label``.
         error: Why the input could not be read, or ``None``.
+
+    Example:
+        >>> p = Prediction("a.jpeg", "pneumonia", 0.93, {"normal": 0.07, "pneumonia": 0.93})
+        >>> p.ok, p.to_dict()["label"]
+        (True, 'pneumonia')
+        >>> Prediction("b.jpeg", None, None, error="empty file (0 bytes)").to_dict()
+        {'path': 'b.jpeg', 'error': 'empty file (0 bytes)'}
     """
 
     source: str
@@ -102,7 +109,25 @@ def iter_predictions(
     workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[Prediction]:
-    """Like :func:`predict`, but yields predictions as batches finish (constant memory)."""
+    """Like :func:`predict`, but yields predictions as batches finish (constant memory).
+
+    Args:
+        model: A zoo model (see :func:`pneumozoo.load_pretrained`).
+        inputs: One input or a sequence of them; folders are walked recursively.
+        threshold: Decision threshold on P(pneumonia); defaults to the model's shipped one.
+        batch_size: Images per forward pass.
+        tta: Average over test-time augmentations.
+        workers: Threads reading and resizing files while the model runs.
+        progress: Called as ``progress(done, total)`` after each batch.
+
+    Yields:
+        One :class:`Prediction` per input (per file for folders), in order; unreadable
+        inputs have ``error`` set.
+
+    Example:
+        >>> for p in iter_predictions(model, "scans/", batch_size=64):  # doctest: +SKIP
+        ...     print(p.source, p.label if p.ok else p.error)
+    """
     from pneumozoo.models.registry import class_names_of, input_size_of
 
     names = class_names_of(model)

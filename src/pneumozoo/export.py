@@ -1,0 +1,323 @@
+"""Export a zoo model for serving: TensorFlow SavedModel or TensorFlow Lite (float32/16, int8).
+
+Every export takes float32 ``(N, S, S, 3)`` images in 0..255, RGB, where ``S`` is the
+model's input size (:func:`pneumozoo.models.input_size_of`), and returns the softmax
+probabilities. Fixing the side at ``S`` removes the resampling from the exported graph
+(resize first: :func:`pneumozoo.data.resize_images`, or use :class:`TFLiteModel`, which
+does it for you); normalisation stays inside. Beside each export, ``<path>.json`` (for a
+SavedModel folder: ``<folder>/pneumozoo-export.json``) records the class names and size.
+
+``tflite-int8`` quantises weights and activations to int8 after training, calibrated on
+real X-rays (``calibration``), and keeps float32 inputs and outputs, so callers never
+quantise by hand.
+
+Example:
+    >>> from pneumozoo import load_pretrained
+    >>> path = export_model(load_pretrained(), "xraynet.tflite", format="tflite")  # doctest: +SKIP
+    >>> TFLiteModel(path).predict(images).shape  # doctest: +SKIP
+    (8, 2)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pneumozoo.errors import DataError, InvalidImageError, UnknownNameError
+from pneumozoo.models.layers import Resizing
+from pneumozoo.models.registry import class_names_of, input_size_of
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "TFLiteModel",
+    "calibration_images",
+    "export_model",
+    "metadata_path",
+]
+
+#: Formats :func:`export_model` writes.
+EXPORT_FORMATS: tuple[str, ...] = ("savedmodel", "tflite", "tflite-float16", "tflite-int8")
+_METADATA_IN_FOLDER = "pneumozoo-export.json"
+
+
+def metadata_path(path: str | Path) -> Path:
+    """Where the JSON describing an export (class names, input size, format) lives."""
+    path = Path(path)
+    return path / _METADATA_IN_FOLDER if path.is_dir() else path.with_name(path.name + ".json")
+
+
+def _serving_model(model: keras.Model) -> keras.Model:
+    """``model`` minus a resampling step that cannot be skipped at size ``S``."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Resizing) and not isinstance(layer, Resizing):
+            # Saved before pneumozoo's pass-through Resizing: serve from its output.
+            return keras.Model(layer.output, model.output, name=model.name)
+    return model
+
+
+def calibration_images(source: str | Path | Sequence[Any] | np.ndarray, size: int, *,
+                       limit: int = 100, seed: int = 0) -> np.ndarray:
+    """Real images for int8 calibration, read and resized like the model's inputs.
+
+    Args:
+        source: A folder (walked recursively), a list of image paths/arrays, or an array
+            ``(N, H, W, 3)``.
+        size: Side to resize to (the model's input size).
+        limit: Use at most this many images (a random, seeded subset of a larger folder).
+        seed: Seed for that subset.
+
+    Returns:
+        float32 ``(n, size, size, 3)`` in 0..255.
+
+    Raises:
+        DataError: If no readable image is found.
+
+    Example:
+        >>> calibration_images(np.zeros((4, 64, 64, 3), np.uint8), 32).shape
+        (4, 32, 32, 3)
+    """
+    from pneumozoo.data.pipeline import resize_images
+    from pneumozoo.io import expand_inputs, read_xray
+
+    items: list[Any]
+    if isinstance(source, np.ndarray):
+        items = list(source)
+    elif isinstance(source, (str, os.PathLike)):
+        folder = Path(source)
+        if not folder.is_dir():
+            raise DataError(f"{folder}: calibration folder not found")
+        files, _ = expand_inputs([folder])
+        items = list(files)
+    else:
+        items = list(source)
+    if len(items) > limit:
+        rng = np.random.default_rng(seed)
+        items = [items[i] for i in sorted(rng.choice(len(items), limit, replace=False))]
+    out = []
+    for item in items:
+        try:
+            out.append(np.asarray(resize_images(read_xray(item), size), dtype=np.float32))
+        except InvalidImageError:
+            continue
+    if not out:
+        raise DataError(f"{source if isinstance(source, (str, os.PathLike)) else 'calibration'}: "
+                        "no readable images to calibrate int8 quantisation on")
+    return np.stack(out)
+
+
+def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmodel",
+                 calibration: str | Path | Sequence[Any] | np.ndarray | None = None,
+                 calibration_limit: int = 100) -> Path:
+    """Write ``model`` as a SavedModel folder or a ``.tflite`` file.
+
+    Args:
+        model: A zoo model (built, trained or loaded with :func:`pneumozoo.load_pretrained`).
+        path: Output folder (``savedmodel``) or file (TFLite formats); replaced if present.
+        format: One of :data:`EXPORT_FORMATS`: ``savedmodel`` (serving signature
+            ``serve``), ``tflite`` (float32), ``tflite-float16`` (float16 weights, half the
+            size) or ``tflite-int8`` (int8 weights and activations, float32 inputs/outputs).
+        calibration: Real X-rays for ``tflite-int8`` (folder, paths or an array); see
+            :func:`calibration_images`.
+        calibration_limit: At most this many calibration images.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        UnknownNameError: For an unknown ``format``.
+        DataError: If ``tflite-int8`` is asked for without ``calibration``, or its images
+            cannot be read.
+
+    Example:
+        >>> export_model(build_model("cnn4", input_size=64), "cnn4.tflite", format="tflite")  # doctest: +SKIP
+        PosixPath('cnn4.tflite')
+    """
+    if format not in EXPORT_FORMATS:
+        raise UnknownNameError("export format", format, list(EXPORT_FORMATS))
+    if format == "tflite-int8" and calibration is None:
+        raise DataError("tflite-int8 needs calibration images (a folder of real X-rays)")
+    path = Path(path)
+    size = input_size_of(model)
+    serving = _serving_model(model)
+    calib = (calibration_images(calibration, size, limit=calibration_limit)
+             if format == "tflite-int8" and calibration is not None else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if format == "savedmodel":
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        _write_saved_model(serving, path, size)
+    else:
+        with tempfile.TemporaryDirectory(prefix="pneumozoo-export-") as tmp:
+            saved = Path(tmp) / "savedmodel"
+            _write_saved_model(serving, saved, size)
+            path.write_bytes(_convert_tflite(saved, format, calib))
+    meta = {"format": format, "input_size": size, "class_names": list(class_names_of(model)),
+            "model": model.name, "input": f"float32 (N, {size}, {size}, 3), RGB 0..255",
+            "output": "float32 (N, classes) softmax probabilities"}
+    cfg = getattr(model, "pneumozoo_config", None)
+    if cfg is not None:
+        meta["threshold"] = float(cfg.threshold)
+        meta["pretrained"] = str(cfg.name)
+    metadata_path(path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _write_saved_model(model: keras.Model, path: Path, size: int) -> None:
+    # An explicit training=False: a plain model.export() of a model built with Keras's own
+    # Resizing runs BatchNorm in training mode (see pneumozoo.models.layers.Resizing).
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda x: model(x, training=False),
+                         input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32,
+                                                        name="images")])
+    archive.write_out(str(path), verbose=False)
+
+
+def _convert_tflite(saved: Path, format: str, calib: np.ndarray | None) -> bytes:
+    def converter() -> tf.lite.TFLiteConverter:
+        conv = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
+        if format == "tflite-float16":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.target_spec.supported_types = [tf.float16]
+        elif format == "tflite-int8":
+            assert calib is not None
+
+            def representative() -> Iterator[list[np.ndarray]]:
+                for image in calib:
+                    yield [image[None]]
+
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = representative
+        return conv
+
+    conv = converter()
+    if format != "tflite-int8":
+        return bytes(conv.convert())
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        return bytes(conv.convert())
+    except Exception:  # an op without an int8 kernel: keep that op in float
+        warnings.warn("some ops have no int8 kernel; they stay float32", stacklevel=3)
+        return bytes(converter().convert())
+
+
+def _interpreter_class() -> Any:
+    try:  # LiteRT, TensorFlow Lite's successor, when installed
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter
+    except ImportError:
+        return tf.lite.Interpreter
+
+
+class TFLiteModel:
+    """Run a ``.tflite`` export like the Keras model it came from.
+
+    ``predict`` takes what a zoo model takes (uint8 or float RGB, 0..255, any size: images
+    not already ``S x S`` are resized with the models' filter) and returns the float32
+    probabilities, so ``pneumozoo.predict`` and ``pneumozoo.evaluate`` accept it too.
+
+    Args:
+        path: The ``.tflite`` file (its ``.json`` sidecar, if present, gives class names).
+        num_threads: Interpreter threads (default: every CPU core).
+
+    Example:
+        >>> model = TFLiteModel("xraynet-int8.tflite")  # doctest: +SKIP
+        >>> model.predict(np.zeros((2, 192, 192, 3), np.float32)).shape  # doctest: +SKIP
+        (2, 2)
+    """
+
+    def __init__(self, path: str | Path, *, num_threads: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such TFLite file")
+        with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice
+            warnings.simplefilter("ignore")
+            self._interpreter = _interpreter_class()(
+                model_path=str(self.path), num_threads=num_threads or os.cpu_count() or 1)
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self.input_size = int(self._input["shape_signature"][1])
+        n_out = int(self._output["shape_signature"][-1])
+        meta_file = metadata_path(self.path)
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        from pneumozoo.data.records import BINARY_CLASSES, THREE_CLASSES
+
+        default = {2: BINARY_CLASSES, 3: THREE_CLASSES}.get(
+            n_out, tuple(f"class_{i}" for i in range(n_out)))
+        self.class_names: tuple[str, ...] = tuple(meta.get("class_names", default))
+        self.name = str(meta.get("model", self.path.stem))
+        self._batch = -1
+        # What pneumozoo.models.input_size_of / class_names_of read off a model.
+        from pneumozoo.models.layers import ClassifierOutput
+
+        self.layers = [ClassifierOutput(self.class_names, name="probabilities")]
+        self.input_shape = (None, self.input_size, self.input_size, 3)
+        self.output_shape = (None, len(self.class_names))
+
+    def _prepare(self, batch: Any) -> np.ndarray:
+        x = np.asarray(batch)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"expected images (N, H, W, 3), got shape {x.shape}")
+        if x.shape[1:3] != (self.input_size, self.input_size):
+            from pneumozoo.data.pipeline import resize_images
+
+            x = np.asarray(resize_images(x, self.input_size))
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def predict_on_batch(self, batch: Any) -> np.ndarray:
+        """Probabilities ``(N, classes)`` for one batch of images."""
+        x = self._prepare(batch)
+        if x.shape[0] != self._batch:
+            self._interpreter.resize_tensor_input(self._input["index"], list(x.shape))
+            self._interpreter.allocate_tensors()
+            self._batch = x.shape[0]
+        self._interpreter.set_tensor(self._input["index"], x)
+        self._interpreter.invoke()
+        return np.array(self._interpreter.get_tensor(self._output["index"]), dtype=np.float32)
+
+    def predict(self, x: Any, batch_size: int = 32, verbose: Any = 0) -> np.ndarray:
+        """Like ``keras.Model.predict``: an array of images or a dataset of image batches.
+
+        Args:
+            x: ``(N, H, W, 3)`` images, or a ``tf.data.Dataset`` of image batches (or of
+                ``(images, labels)`` batches).
+            batch_size: Images per interpreter call for arrays.
+            verbose: Ignored (for signature compatibility).
+
+        Returns:
+            float32 ``(N, classes)`` probabilities.
+        """
+        del verbose
+        if isinstance(x, tf.data.Dataset):
+            parts = []
+            for element in x.as_numpy_iterator():
+                images = element[0] if isinstance(element, tuple) else element
+                parts.append(self.predict_on_batch(images))
+            return np.concatenate(parts) if parts else np.empty((0, len(self.class_names)))
+        x = np.asarray(x)
+        if x.ndim == 3:
+            x = x[None]
+        parts = [self.predict_on_batch(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(parts) if parts else np.empty((0, len(self.class_names)))
+
+    def __call__(self, x: Any) -> np.ndarray:
+        """Same as :meth:`predict`."""
+        return self.predict(x)
+
+    def __repr__(self) -> str:
+        return f"TFLiteModel({str(self.path)!r}, input_size={self.input_size})"

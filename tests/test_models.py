@@ -1,0 +1,214 @@
+"""The architecture registry: every model builds, predicts on raw pixels of any size, carries
+its class names, saves and loads safely, trains a step; freezing, filters, precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from pneumozoo.data import BINARY_CLASSES, THREE_CLASSES, resize_images
+from pneumozoo.errors import UnknownNameError
+from pneumozoo.models import (
+    ClassifierOutput,
+    build_model,
+    class_names_of,
+    get_model_info,
+    input_size_of,
+    list_models,
+    set_backbone_trainable,
+)
+from pneumozoo.models.transfer import BACKBONE_LAYER
+from pneumozoo.train import compile_model
+
+ARCHS = [m.name for m in list_models()]
+CUSTOM = [m.name for m in list_models(family="custom")]
+TRANSFER = [m.name for m in list_models(family="transfer")]
+#: Smallest sizes each architecture accepts (keras.applications minimums; cnn4's valid convs).
+MIN_SIZE = {"xception": 71, "inceptionv3": 75, "cnn4": 48}
+#: Transfer backbones whose end-to-end case takes more than ~10 s on a busy 2-core machine.
+SLOW = {"densenet121", "efficientnetb0", "inceptionv3", "xception", "resnet50", "mobilenetv2"}
+
+
+def small(arch: str) -> int:
+    return MIN_SIZE.get(arch, 32)
+
+
+def numpy(x: object) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def cases() -> list[object]:
+    """Custom models with 2 and 3 classes; transfer models once each, alternating 2 and 3
+    classes (they share one head, so both counts are still covered for that family)."""
+    out: list[object] = []
+    for arch in CUSTOM:
+        out += [pytest.param(arch, 2, id=f"{arch}-2"), pytest.param(arch, 3, id=f"{arch}-3")]
+    for i, arch in enumerate(TRANSFER):
+        marks = [pytest.mark.slow] if arch in SLOW else []
+        out.append(pytest.param(arch, 2 + i % 2, id=f"{arch}-{2 + i % 2}", marks=marks))
+    return out
+
+
+@pytest.mark.parametrize(("arch", "num_classes"), cases())
+def test_architecture_end_to_end(arch: str, num_classes: int, tmp_path: Path) -> None:
+    size = small(arch)
+    model = build_model(arch, num_classes=num_classes, input_size=size)
+    names = BINARY_CLASSES if num_classes == 2 else THREE_CLASSES
+    assert model.name == arch
+    assert model.output_shape == (None, num_classes)
+    assert class_names_of(model) == names
+    assert input_size_of(model) == size
+    assert model.get_layer("normalize").mode == get_model_info(arch).normalization
+    assert isinstance(model.layers[-1], ClassifierOutput)
+
+    # raw uint8-range pixels, not square and not the input size: resized inside the graph
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (2, size + 13, size + 5, 3)).astype("uint8")
+    probs = numpy(model(x, training=False))
+    assert probs.shape == (2, num_classes)
+    assert np.all(probs >= 0) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(numpy(model(x.astype("float32"), training=False)), probs,
+                               atol=1e-6)
+    pre_resized = numpy(resize_images(x, size))  # what the data pipeline feeds
+    np.testing.assert_allclose(numpy(model(pre_resized, training=False)), probs, atol=1e-5)
+
+    path = tmp_path / f"{arch}.keras"
+    keras.saving.save_model(model, path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert class_names_of(loaded) == names
+    assert input_size_of(loaded) == size
+    np.testing.assert_allclose(numpy(loaded(x, training=False)), probs, atol=1e-6)
+
+    compile_model(model, learning_rate=1e-3, jit_compile=False)
+    model.run_eagerly = True  # one step: tracing a graph would cost more than the step
+    before = [numpy(w).copy() for w in model.trainable_weights]
+    logs = model.train_on_batch(x.astype("float32"), np.arange(2) % num_classes,
+                                return_dict=True)
+    assert np.isfinite(logs["loss"]) and logs["loss"] > 0
+    assert {"accuracy", "auc"} <= set(logs)
+    after = [numpy(w) for w in model.trainable_weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_class_names_are_configurable_and_travel(tmp_path: Path) -> None:
+    model = build_model("cnn4", num_classes=2, class_names=("healthy", "sick"), input_size=48)
+    assert class_names_of(model) == ("healthy", "sick")
+    model.save(tmp_path / "m.keras")
+    assert class_names_of(keras.saving.load_model(tmp_path / "m.keras")) == ("healthy", "sick")
+    assert class_names_of(build_model("cnn4", num_classes=4, input_size=48)) == tuple(
+        f"class_{i}" for i in range(4))
+    with pytest.raises(ValueError, match="3 class names given for 2 classes"):
+        build_model("cnn4", num_classes=2, class_names=THREE_CLASSES, input_size=48)
+
+
+def test_weights_from_a_checkpoint_or_model_file(tmp_path: Path) -> None:
+    model = build_model("cnn4", input_size=48)
+    compile_model(model, jit_compile=False)
+    model.run_eagerly = True
+    x = np.random.default_rng(1).integers(0, 256, (2, 48, 48, 3)).astype("float32")
+    model.train_on_batch(x, np.array([0, 1]))  # the file then holds optimizer state too
+    expected = numpy(model(x, training=False))
+    model.save_weights(tmp_path / "w.weights.h5")
+    model.save(tmp_path / "m.keras")
+    for weights in (tmp_path / "w.weights.h5", str(tmp_path / "m.keras")):
+        rebuilt = build_model("cnn4", input_size=48, weights=weights)
+        np.testing.assert_allclose(numpy(rebuilt(x, training=False)), expected, atol=1e-6)
+
+
+def test_unknown_architecture_lists_the_valid_ones() -> None:
+    with pytest.raises(UnknownNameError) as e:
+        build_model("resnet18")
+    msg = str(e.value)
+    assert "'resnet18'" in msg and "\n" not in msg
+    for arch in ARCHS:
+        assert arch in msg
+    with pytest.raises(KeyError):
+        get_model_info("resnet18")
+
+
+@pytest.mark.parametrize("arch", CUSTOM)
+def test_imagenet_weights_on_a_custom_model_is_a_value_error(arch: str) -> None:
+    with pytest.raises(ValueError, match="imagenet") as e:
+        build_model(arch, weights="imagenet", input_size=48)
+    assert all(name in str(e.value) for name in TRANSFER)
+
+
+def test_list_models_filters() -> None:
+    everything = list_models()
+    assert [m.name for m in everything] == sorted(m.name for m in everything)
+    assert {"cnn4", "cnn5", "xraynet"} <= set(CUSTOM)
+    assert {"vgg16", "vgg19", "resnet50", "xception", "densenet121", "inceptionv3",
+            "mobilenetv2", "efficientnetb0"} <= set(TRANSFER)
+    assert sorted(CUSTOM + TRANSFER) == sorted(ARCHS)
+    assert all(m.family == "custom" and not m.pretrainable for m in list_models(family="custom"))
+    assert {m.name for m in list_models(pretrainable=True)} == set(TRANSFER)
+    assert {m.name for m in list_models(pretrainable=False)} == set(CUSTOM)
+    assert list_models(family="custom", pretrainable=True) == []
+    assert list_models(family="nope") == []
+    for m in everything:
+        assert m.input_size >= 32 and m.description and get_model_info(m.name) == m
+
+
+def test_freeze_and_unfreeze_the_backbone() -> None:
+    model = build_model("mobilenetv2", input_size=32, freeze_backbone=True)
+    backbone = model.get_layer(BACKBONE_LAYER)
+    assert isinstance(backbone, keras.Model)
+    assert not backbone.trainable and not backbone.trainable_weights
+    head = {id(w) for w in model.trainable_weights}
+    assert head and not head & {id(w) for w in backbone.weights}
+    assert all(w.path.startswith(("head_", "logits")) for w in model.trainable_weights)
+
+    set_backbone_trainable(model, True, last_n=10)
+    inner = backbone.layers
+    assert backbone.trainable
+    for i, layer in enumerate(inner):
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        assert layer.trainable == (i >= len(inner) - 10 and not is_bn), layer.name
+    bns = [la for la in inner if isinstance(la, keras.layers.BatchNormalization)]
+    assert bns and not any(la.trainable for la in bns)
+    n_unfrozen = len(model.trainable_weights)
+    assert len(head) < n_unfrozen < len(head) + sum(len(la.weights) for la in inner[-10:]) + 1
+
+    set_backbone_trainable(model, True)  # everything but BatchNorm
+    assert all(la.trainable != isinstance(la, keras.layers.BatchNormalization) for la in inner)
+    set_backbone_trainable(model, False)
+    assert not backbone.trainable_weights and len(model.trainable_weights) == len(head)
+    with pytest.raises(ValueError, match="backbone"):
+        set_backbone_trainable(build_model("cnn4", input_size=48))
+
+
+def test_a_frozen_backbone_does_not_move_in_training() -> None:
+    model = build_model("vgg16", input_size=32, freeze_backbone=True)
+    backbone = model.get_layer(BACKBONE_LAYER)
+    frozen = [numpy(w).copy() for w in backbone.weights]
+    compile_model(model, jit_compile=False)
+    model.run_eagerly = True
+    x = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3)).astype("float32")
+    model.train_on_batch(x, np.array([0, 1]))
+    for before, w in zip(frozen, backbone.weights, strict=True):
+        np.testing.assert_array_equal(before, numpy(w))
+
+
+def test_mixed_precision_policy_is_restored() -> None:
+    assert keras.config.dtype_policy().name == "float32"
+    model = build_model("xraynet", input_size=32, precision="mixed_float16")
+    assert keras.config.dtype_policy().name == "float32"
+    assert model.get_layer("stem_conv").compute_dtype == "float16"
+    assert model.layers[-1].compute_dtype == "float32"  # softmax in float32
+    x = np.zeros((1, 40, 40, 3), "uint8")
+    assert numpy(model(x, training=False)).dtype == np.float32
+    try:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        plain = build_model("cnn4", input_size=48, precision="float32")
+        assert plain.get_layer("block1_conv").compute_dtype == "float32"
+        assert keras.config.dtype_policy().name == "mixed_bfloat16", "the caller's policy"
+    finally:
+        keras.config.set_dtype_policy("float32")
+    with pytest.raises(ValueError):  # too small for cnn4's four valid convolutions
+        build_model("cnn4", input_size=16, precision="mixed_float16")
+    assert keras.config.dtype_policy().name == "float32", "restored after a failed build"
+    with pytest.raises(UnknownNameError, match="mixed_float16"):
+        build_model("cnn4", input_size=48, precision="float64")
