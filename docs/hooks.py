@@ -70,6 +70,7 @@ API_MODULES: list[tuple[str, str]] = [
     ("pneumozoo.plot", "plot"),
     ("pneumozoo.pretrained", "pretrained"),
     ("pneumozoo.pretrained.card", "pretrained.card"),
+    ("pneumozoo.pretrained.release", "pretrained.release"),
     ("pneumozoo.hub", "hub"),
     ("pneumozoo.export", "export"),
     ("pneumozoo.cli", "cli"),
@@ -134,8 +135,9 @@ def _rel(from_page: str, target: str) -> str:
 
 
 def _cell(text: Any) -> str:
-    """Text made safe for one markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text made safe for one markdown table cell (one line, no pipes, no raw HTML)."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,11 +265,18 @@ def metric_cell(test: dict[str, Any], key: str) -> str:
 def _params(n: Any) -> str:
     if not isinstance(n, int) or n <= 0:
         return "-"
-    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.0f} k"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f} M"
+    return f"{n / 1e3:.0f} k" if n >= 1000 else str(n)
 
 
 def benchmark_rates() -> dict[str, str]:
-    """Model name -> images/s cell from ``benchmarks/results/inference.json``, if it exists."""
+    """Model name -> images/s cell from ``benchmarks/results/inference.json``, if it exists.
+
+    Reads the rows ``benchmarks/bench_inference.py`` writes under ``arrays``: the plain Keras
+    variant on in-memory films, at batch 32 (or the largest batch measured). A ``--quick``
+    smoke run is ignored.
+    """
     if not BENCHMARK_FILE.is_file():
         return {}
     try:
@@ -275,30 +284,20 @@ def benchmark_rates() -> dict[str, str]:
     except (OSError, ValueError) as e:
         log.warning("%s unreadable: %s", BENCHMARK_FILE, e)
         return {}
-    rows: list[Any]
-    if isinstance(data, dict) and isinstance(data.get("results"), list):
-        rows = data["results"]
-    elif isinstance(data, dict) and isinstance(data.get("models"), (list, dict)):
-        models = data["models"]
-        rows = models if isinstance(models, list) else [{"name": k, **v} for k, v in models.items()
-                                                       if isinstance(v, dict)]
-    elif isinstance(data, list):
-        rows = data
-    elif isinstance(data, dict):
-        rows = [{"name": k, **v} for k, v in data.items() if isinstance(v, dict)]
-    else:
-        rows = []
+    if not isinstance(data, dict) or data.get("quick") or not isinstance(data.get("arrays"), list):
+        return {}
+    rows = [r for r in data["arrays"] if isinstance(r, dict) and r.get("variant", "keras") == "keras"
+            and isinstance(r.get("images_per_s"), (int, float)) and isinstance(r.get("model"), str)]
+    if not rows:
+        return {}
+    batches = {r.get("batch") for r in rows}
+    batch = 32 if 32 in batches else max(b for b in batches if isinstance(b, int))
+    widest = max(int(r.get("input_px") or 0) for r in rows)
     out: dict[str, str] = {}
-    for row in rows:
-        if not isinstance(row, dict):
-            continue
-        name = row.get("name") or row.get("model")
-        rate = next((row[k] for k in ("images_per_second", "images_per_s", "img_per_s",
-                                      "throughput") if isinstance(row.get(k), (int, float))), None)
-        if isinstance(name, str) and rate is not None:
-            batch = row.get("batch_size")
-            note = f" (batch {batch})" if isinstance(batch, int) else ""
-            out.setdefault(name, f"{rate:.0f}{note}")
+    for r in rows:
+        if r.get("batch") == batch and int(r.get("input_px") or 0) == widest:
+            out.setdefault(r["model"], f"{r['images_per_s']:.0f}")
+    out["__batch__"] = str(batch)
     return out
 
 
@@ -330,8 +329,10 @@ def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
         cards = [] if plain else [name for name, _ in bundled_cards()]
     header = ["model", "architecture", "task", "input", "params", "threshold",
               "accuracy", "sensitivity", "specificity", "AUC"]
+    rates = dict(rates)
+    batch_note = rates.pop("__batch__", None)
     if rates:
-        header.append("images/s")
+        header.append(f"images/s (batch {batch_note})" if batch_note else "images/s")
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for c in configs:
         test = c.metrics.get("test", {}) if isinstance(c.metrics, dict) else {}
@@ -351,13 +352,15 @@ def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
         + " at each model's threshold, which was chosen on a patient-wise validation split "
         "carved from `train`; brackets are 95% bootstrap confidence intervals (resampled by "
         "patient). For 3-class models the binary metrics score normal vs pneumonia "
-        "(bacteria + virus). Everything here is read from each model's `pneumozoo.json` when "
-        "the docs are built.",
+        "(bacteria + virus). Everything here is read from each model's `pneumozoo.json` "
+        + ("(`python docs/zoo_table.py --readme` regenerates this table)." if plain
+           else "when the docs are built."),
     ]
     if rates:
         notes.append("")
-        notes.append("images/s: CPU inference throughput from "
-                     "`benchmarks/results/inference.json`.")
+        notes.append("images/s: inference throughput on the CPU of the benchmark run, films "
+                     "already in memory, from `benchmarks/results/inference.json` "
+                     "(`python benchmarks/bench_inference.py`).")
     return "\n".join(rows + notes)
 
 
@@ -437,13 +440,14 @@ def _render_parser(parser: Any, title: str, level: int, help_text: str = "") -> 
     out = ["", f"{'#' * level} `{title}`", ""]
     about = parser.description or help_text
     if about:
-        out += [about[0].upper() + about[1:].rstrip(".") + ".", ""]
+        out += [_cell(about[0].upper() + about[1:].rstrip(".") + "."), ""]
     out += ["```text", parser.format_usage().strip(), "```", ""]
     rows = []
     for action in parser._actions:
         if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
             continue
-        flags = ", ".join(f"`{o}`" for o in action.option_strings) or f"`{action.dest}`"
+        flags = (", ".join(f"`{o}`" for o in action.option_strings)
+                 or f"`{action.metavar or action.dest}`")
         if not action.option_strings:
             kind = "positional" + (", one or more" if action.nargs == "+" else "")
         elif action.nargs == 0:

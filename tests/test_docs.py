@@ -201,6 +201,7 @@ KNOWN_GAPS: set[str] = {
     "pneumozoo.export.TFLiteModel.predict_on_batch: args",
     "pneumozoo.export.metadata_path: args",
     "pneumozoo.export.metadata_path: returns",
+    "pneumozoo.pretrained.release.write_release: args",
     "pneumozoo.metrics.PneumoniaAUC: args",
     "pneumozoo.metrics.pneumonia_probability: args",
     "pneumozoo.metrics.pneumonia_probability: returns",
@@ -328,3 +329,21 @@ def test_changelog_and_cards_lose_outside_links() -> None:
     text = "see [the code](src/pneumozoo/io.py), [Keep](https://keepachangelog.com) ![x](a.png)"
     assert hooks.unlink_relative(text) == "see the code, [Keep](https://keepachangelog.com) "
     assert hooks.changelog_markdown().startswith("# ")
+
+
+def test_benchmark_rates_read_the_inference_results(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    results = tmp_path / "inference.json"
+    rows = [{"model": "m", "variant": "keras", "input_px": 224, "batch": b, "images_per_s": v}
+            for b, v in ((8, 90.0), (32, 151.3))]
+    rows.append({"model": "m", "variant": "tflite", "input_px": 224, "batch": 32,
+                 "images_per_s": 999.0})
+    results.write_text(json.dumps({"quick": False, "arrays": rows}))
+    monkeypatch.setattr(hooks, "BENCHMARK_FILE", results)
+    assert hooks.benchmark_rates() == {"m": "151", "__batch__": "32"}
+    table = hooks.zoo_table(configs=[fake_config("m")], cards=[])
+    assert "images/s (batch 32)" in table and "| 151 |" in table
+    results.write_text(json.dumps({"quick": True, "arrays": rows}))
+    assert hooks.benchmark_rates() == {}  # a smoke run is not a measurement
+    monkeypatch.setattr(hooks, "BENCHMARK_FILE", tmp_path / "absent.json")
+    assert "images/s" not in hooks.zoo_table(configs=[fake_config("m")], cards=[])

@@ -83,6 +83,14 @@ def test_example_runs_in_fast_mode(name: str, tmp_path: Path) -> None:
         assert all("label" in p and 0.0 <= p["probability"] <= 1.0 for p in preds)
         if default_model_bundled():  # once the zoo ships its default, the example must use it
             assert result["model"] == DEFAULT_MODEL
+            reference = BUNDLED / DEFAULT_MODEL / "reference_predictions.json"
+            if reference.is_file():  # what the recipe recorded when it packaged the model
+                expected = {r["file"]: r for r in json.loads(reference.read_text())}
+                for p in preds:
+                    ref = expected[Path(p["path"]).name]
+                    assert p["label"] == ref["label"], (p, ref)
+                    for name, value in ref["probabilities"].items():
+                        assert abs(p["probabilities"][name] - value) < 1e-4, (p, ref)
     elif name == "train_3class.py":
         report = json.loads((out / "report.json").read_text())
         assert report["class_names"] == ["normal", "bacteria", "virus"]

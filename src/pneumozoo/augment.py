@@ -270,8 +270,10 @@ def get_preset(name: str, *, seed: int | None = None) -> keras.Sequential:
     """Build the augmentation preset ``name`` as one Keras layer.
 
     The layer takes a batch of raw-pixel images ``(N, H, W, 3)`` in 0..255 and returns a
-    batch of the same shape; it only augments when called with ``training=True`` (as
-    ``tf.data`` pipelines built by pneumozoo do), and is the identity otherwise.
+    batch of the same shape; it augments when called with ``training=True`` (as ``tf.data``
+    pipelines built by pneumozoo do) and is the identity with ``training=False`` (as in
+    ``model.predict`` and ``model.evaluate``). Like Keras's own random layers, a direct
+    call without ``training`` augments.
 
     Args:
         name: One of :func:`list_presets`.

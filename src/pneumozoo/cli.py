@@ -161,8 +161,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pneumozoo.data import Task, patient_split, scan_folder, scan_split
+    from pneumozoo.data import patient_split, scan_folder, scan_split
     from pneumozoo.data.validate import validate_records
+    from pneumozoo.errors import DataError
     from pneumozoo.models import build_model
     from pneumozoo.train import fit
 
@@ -172,9 +173,13 @@ def _train(args: argparse.Namespace) -> int:
 
         strategy = get_strategy(args.strategy)
     root = Path(args.data_dir)
-    try:
+    try:  # a dataset root with train/, or a folder that is itself the training split
         records = scan_split(root, "train")
-    except Exception:
+    except DataError:
+        from pneumozoo.data.records import label_of
+
+        if not (root.is_dir() and any(label_of(c.name) is not None for c in root.iterdir())):
+            raise  # the split's own problem (e.g. empty class folders), not a fallback's
         records = scan_folder(root, split="train")
     validate_records(records, task=args.task)
     train, val = patient_split(records, val_fraction=args.val_fraction, seed=args.seed, task="3class"
@@ -190,29 +195,21 @@ def _train(args: argparse.Namespace) -> int:
                  oversample=args.balance == "oversample", checkpoint_dir=out / "checkpoint",
                  strategy=strategy, jit_compile=True if args.jit_compile else "auto",
                  seed=args.seed, verbose=2)
-    from pneumozoo.evaluation import report_from_predictions
-    from pneumozoo.evaluation.report import predict_records
-    from pneumozoo.pretrained import PretrainedConfig, save_folder
+    from pneumozoo.pretrained.release import prepare_release, write_release
 
-    task: Task = "3class" if num_classes == 3 else "binary"
-    from pneumozoo.data import targets
-
-    val_probs = predict_records(model, val, task=task)
-    from pneumozoo.models import class_names_of
-
-    report = report_from_predictions(targets(val, task), val_probs, class_names_of(model))
-    cfg = PretrainedConfig(
-        name=out.name, architecture=args.arch, task=task, class_names=class_names_of(model),
-        input_size=int(model.get_layer("resize").height), threshold=0.5,
-        metrics={"validation": report.to_dict()},
-        training={"data": str(root), "epochs": result.epochs, "best_epoch": result.best_epoch},
+    # Calibrate and choose the threshold on validation, exactly as the zoo's recipes do.
+    model, cfg = prepare_release(
+        model, val, name=out.name, architecture=args.arch,
         description=f"{args.arch} trained with `pneumozoo train`",
+        training={"data": str(root), "epochs": result.epochs, "best_epoch": result.best_epoch,
+                  "augment": args.augment, "schedule": args.schedule, "balance": args.balance,
+                  "learning_rate": args.learning_rate, "batch_size": args.batch_size},
     )
     from pneumozoo.distribute import is_chief
 
     if strategy is not None and not is_chief(strategy):
         return EXIT_OK  # only the chief writes the model folder
-    save_folder(model, out / "model", cfg)
+    write_release(model, cfg, out / "model")
     print(f"best {result.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; "
           f"model folder: {out / 'model'}")
     return EXIT_OK

@@ -96,7 +96,8 @@ def _load_one(item: Any, size: int) -> np.ndarray | InvalidImageError:
         image = read_xray(item)
     except InvalidImageError as e:
         return e
-    return np.asarray(resize_images(image, size))
+    # Rounded to uint8 like the training pipeline's cache, so both feed identical pixels.
+    return np.clip(np.rint(np.asarray(resize_images(image, size))), 0, 255).astype(np.uint8)
 
 
 def iter_predictions(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,35 @@ def _schedule_callback(schedule: Schedule, learning_rate: float, epochs: int,
     return keras.callbacks.LearningRateScheduler(lr_at)
 
 
+#: File name of the best epoch's weights inside ``checkpoint_dir``.
+BEST_WEIGHTS = "best.weights.h5"
+_TEMP_PREFIXES = (".state.json.", ".history.json.", f".{BEST_WEIGHTS}.", ".epoch-")
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    with atomic_path(target, suffix=".weights.h5") as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def _resume_state(ckpt: Path, checkpointer: _Checkpointer) -> dict[str, Any] | None:
+    """The saved state of a killed or finished run in ``ckpt`` (None for a fresh start).
+
+    Temporary files a kill left behind are removed, and the best-weights copy is redone when
+    the last saved epoch is the best one (a kill can fall between the state and the copy).
+    """
+    for stale in ckpt.glob(".*"):
+        if stale.name.startswith(_TEMP_PREFIXES) and stale.is_file():
+            stale.unlink(missing_ok=True)
+    state_file = ckpt / "state.json"
+    if not state_file.exists():
+        return None
+    state: dict[str, Any] = json.loads(state_file.read_text(encoding="utf-8"))
+    checkpointer.history.update({k: list(v) for k, v in state["history"].items()})
+    if checkpointer._best()[0] == int(state["epoch"]):
+        _copy_atomic(ckpt / state["weights"], ckpt / BEST_WEIGHTS)
+    return state
+
+
 class _Checkpointer(keras.callbacks.Callback):
     """Atomic per-epoch state for resume, best weights by ``monitor``, and early stopping."""
 
@@ -157,17 +187,17 @@ class _Checkpointer(keras.callbacks.Callback):
             self.history.setdefault(key, [math.nan] * epoch)
             self.history[key].append(float(logs.get(key, math.nan)))
         best_epoch, _ = self._best()
-        if best_epoch == epoch + 1:
-            with atomic_path(self.directory / "best.weights.h5", suffix=".weights.h5") as tmp:
-                self.model.save_weights(tmp)
-        # Weights first (with the optimizer state), then the state file that points at them:
-        # a kill between the two leaves the previous, consistent pair.
+        # Weights first (with the optimizer state), then the state file that points at them,
+        # then the copy of the best: a kill between any two leaves the previous, consistent
+        # state (a resume redoes the best copy a kill cut short, see _resume_state).
         name = f"epoch-{epoch + 1:04d}.weights.h5"
         with atomic_path(self.directory / name, suffix=".weights.h5") as tmp:
             self.model.save_weights(tmp)
         atomic_write_json(self.directory / "state.json", {"epoch": epoch + 1, "weights": name,
                                                           "history": self.history})
         atomic_write_json(self.directory / "history.json", self.history)
+        if best_epoch == epoch + 1:
+            _copy_atomic(self.directory / name, self.directory / BEST_WEIGHTS)
         for old in self.directory.glob("epoch-*.weights.h5"):
             if old.name != name:
                 old.unlink(missing_ok=True)
@@ -319,19 +349,20 @@ def fit(
     all_callbacks: list[keras.callbacks.Callback] = []
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
-        state_file = ckpt / "state.json"
-        if state_file.exists():
-            state = json.loads(state_file.read_text())
+        checkpointer = _Checkpointer(ckpt, monitor, mode, early_stopping, history)
+        state = _resume_state(ckpt, checkpointer)
+        if state is not None:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(ckpt / state["weights"])
-            history = {k: list(v) for k, v in state["history"].items()}
             initial_epoch = int(state["epoch"])
-        all_callbacks.append(_Checkpointer(ckpt, monitor, mode, early_stopping, history))
+        all_callbacks.append(checkpointer)
     else:
         all_callbacks.append(_HistoryOnly(history))
-        if early_stopping is not None:
+        if early_stopping is not None or restore_best:
+            # Without early stopping, a patience of `epochs` never stops but still restores.
+            patience = early_stopping if early_stopping is not None else max(epochs, 1)
             all_callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=monitor, mode=mode, patience=early_stopping, restore_best_weights=restore_best))
+                monitor=monitor, mode=mode, patience=patience, restore_best_weights=restore_best))
     sched = _schedule_callback(schedule, learning_rate, epochs, decay_after, warmup_epochs)
     if sched is not None:
         all_callbacks.insert(0, sched)
@@ -339,8 +370,9 @@ def fit(
 
     stopped_early = False
     if initial_epoch < epochs and not _early_stopped(history, monitor, mode, early_stopping):
+        # shuffle=False: make_dataset shuffles; Keras would only warn that it cannot.
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
-                  class_weight=cw, callbacks=all_callbacks, verbose=verbose)
+                  class_weight=cw, callbacks=all_callbacks, verbose=verbose, shuffle=False)
     else:
         stopped_early = initial_epoch < epochs
     values = history.get(monitor, [])

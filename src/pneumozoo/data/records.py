@@ -169,7 +169,8 @@ def _class_dirs(folder: Path) -> list[tuple[Path, int]]:
         label = label_of(child.name)
         if label is not None and child.is_dir():
             out.append((child, label))
-    return out
+    # Normal first whatever the case of the names ("PNEUMONIA" sorts before "normal").
+    return sorted(out, key=lambda item: (item[1], item[0].name))
 
 
 def scan_folder(folder: str | Path, *, split: str = "") -> list[Record]:
@@ -199,7 +200,7 @@ def scan_folder(folder: str | Path, *, split: str = "") -> list[Record]:
     dirs = _class_dirs(root)
     if not dirs:
         raise DataError(f"{root}: no NORMAL/ or PNEUMONIA/ class folder inside")
-    records = []
+    records: list[Record] = []
     for class_dir, label in dirs:
         # The same walk as `pneumozoo predict`: sorted, hidden entries and link loops skipped.
         files, problems = expand_inputs([class_dir])

@@ -36,7 +36,8 @@ _METRICS = {
     "f1": ("f1", "F1"),
     "auc": ("roc_auc", "ROC AUC"),
     "pr_auc": ("pr_auc", "PR AUC"),
-    "macro_f1": ("f1", "Macro F1 (3 classes)"),
+    "class_accuracy": ("accuracy", "Accuracy over all classes (arg-max)"),
+    "macro_f1": ("f1", "Macro F1 over all classes (arg-max)"),
     "ece": ("expected_calibration_error", "ECE (calibration error, lower is better)"),
 }
 

@@ -117,6 +117,8 @@ def load_model_file(path: str | Path) -> keras.Model:
     except (OSError, KeyError, ValueError) as e:
         raise PneumozooError(f"{path}: not a Keras model ({e})") from None
     check_config_safe(config, str(path))
+    import pneumozoo.models  # noqa: F401  (registers pneumozoo's layers: a fresh process needs it)
+
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for a broken file

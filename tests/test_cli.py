@@ -1,0 +1,219 @@
+"""The command line, in-process: train -> evaluate -> predict on the fixture, JSON output,
+exit statuses and one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import pneumozoo
+from pneumozoo.cli import main
+from pneumozoo.models import list_models
+from pneumozoo.pretrained import PretrainedConfig
+
+# Keras converts tensors with np.array(), which numpy 2 flags on every call; not ours to fix.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+TinyDataset = Callable[..., Path]
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def assert_one_line_error(err: str, *words: str) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pneumozoo: error: ") and "Traceback" not in err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.fixture(scope="module")
+def trained(fixture_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``pneumozoo train`` on the fixture: cnn4 at 48 px, 1 epoch. Returns (out, stdout)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["train", str(fixture_root), "--arch", "cnn4", "--input-size", "48",
+                     "--epochs", "1", "--batch-size", "8", "--precision", "float32",
+                     "--out", str(out)])
+    assert code == 0, stdout.getvalue()
+    return out, stdout.getvalue()
+
+
+def test_train_writes_checkpoints_and_a_model_folder(trained: tuple[Path, str]) -> None:
+    out, stdout = trained
+    assert f"model folder: {out / 'model'}" in stdout
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1
+    assert (out / "checkpoint" / "best.weights.h5").is_file()
+    cfg = PretrainedConfig.read(out / "model")
+    assert cfg.architecture == "cnn4" and cfg.input_size == 48 and cfg.task == "binary"
+    assert cfg.class_names == ("normal", "pneumonia")
+    assert cfg.training["epochs"] == 1
+    assert set(cfg.files) == {"config.json", "metadata.json", "model.weights.h5"}
+
+
+def test_evaluate_json(trained: tuple[Path, str], fixture_root: Path,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = trained
+    code, stdout, _ = run(["evaluate", str(fixture_root / "test"), "--model", str(out / "model"),
+                           "--json", "--n-boot", "50"], capsys)
+    assert code == 0
+    reports = json_lines(stdout)
+    assert len(reports) == 1
+    report = reports[0]
+    assert report["n"] == 8
+    for key in ("accuracy", "sensitivity", "specificity", "auc"):
+        value = report[key]
+        assert isinstance(value, float) and 0.0 <= value <= 1.0, (key, value)
+
+
+def test_predict_files_and_a_folder(trained: tuple[Path, str], fixture_root: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = trained
+    files = sorted((fixture_root / "test" / "PNEUMONIA").iterdir())[:2]
+    folder = fixture_root / "test" / "NORMAL"
+    code, stdout, _ = run(["predict", *map(str, files), str(folder), "--model",
+                           str(out / "model"), "--json"], capsys)
+    assert code == 0
+    preds = json_lines(stdout)
+    expected = [*files, *sorted(folder.iterdir())]
+    assert [Path(str(p["path"])) for p in preds] == expected
+    for p in preds:
+        assert p["label"] in ("normal", "pneumonia")
+        prob = p["probability"]
+        assert isinstance(prob, float) and 0.0 <= prob <= 1.0
+        assert "error" not in p
+
+
+def test_predict_table_output(trained: tuple[Path, str], fixture_root: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = trained
+    image = sorted((fixture_root / "test" / "NORMAL").iterdir())[0]
+    code, stdout, _ = run(["predict", str(image), "--model", str(out / "model")], capsys)
+    assert code == 0
+    lines = stdout.splitlines()
+    assert len(lines) == 2 and lines[0].split()[0] == "path" and str(image) in lines[1]
+
+
+def test_predict_bad_and_missing_files(trained: tuple[Path, str], fixture_root: Path,
+                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = trained
+    good = sorted((fixture_root / "test" / "PNEUMONIA").iterdir())[:2]
+    bad = tmp_path / "person1_virus_1.jpeg"
+    bad.write_text("not a JPEG at all")
+    missing = tmp_path / "missing.png"
+    code, stdout, err = run(["predict", str(good[0]), str(bad), str(good[1]), str(missing),
+                             "--model", str(out / "model"), "--json"], capsys)
+    assert code == 1
+    preds = {str(p["path"]): p for p in json_lines(stdout)}
+    assert set(preds) == {str(good[0]), str(bad), str(good[1]), str(missing)}
+    for path in good:
+        assert preds[str(path)]["label"] in ("normal", "pneumonia")
+    for path, words in ((bad, "image"), (missing, "no such file")):
+        entry = preds[str(path)]
+        assert set(entry) == {"path", "error"}
+        assert words in str(entry["error"]) and "\n" not in str(entry["error"])
+    assert "2 of 4" in err
+
+    code, stdout, _ = run(["predict", str(missing), "--model", str(out / "model"), "--json"],
+                          capsys)
+    assert code == 1
+    assert [set(p) for p in json_lines(stdout)] == [{"path", "error"}]
+
+
+def test_unknown_names_give_one_line_errors(fixture_root: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    image = str(sorted((fixture_root / "test" / "NORMAL").iterdir())[0])
+    code, stdout, err = run(["predict", image, "--model", "no-such-model", "--json"], capsys)
+    assert code == 2 and stdout == ""
+    assert_one_line_error(err, "no-such-model")
+    code, _, err = run(["evaluate", str(fixture_root / "test"), "--model", "no-such-model"],
+                       capsys)
+    assert code == 2
+    assert_one_line_error(err, "no-such-model")
+    code, _, err = run(["train", str(fixture_root), "--arch", "resnet18", "--out",
+                        str(tmp_path / "run")], capsys)
+    assert code == 2
+    assert_one_line_error(err, "resnet18", "xraynet", "vgg16")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_checks_the_data_before_training(tiny_dataset: TinyDataset, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    root = tiny_dataset(4, 4)
+    for f in (root / "train" / "NORMAL").iterdir():
+        f.unlink()
+    argv = ["train", str(root), "--arch", "cnn4", "--input-size", "48", "--epochs", "1",
+            "--out", str(tmp_path / "run")]
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert_one_line_error(err, "normal=0")
+    assert not (tmp_path / "run").exists()
+
+    root = tiny_dataset(4, 4, name="broken")
+    (root / "train" / "PNEUMONIA" / "person99_virus_1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    code, _, err = run([*argv[:1], str(root), *argv[2:]], capsys)
+    assert code == 2
+    assert_one_line_error(err, "unreadable", "person99_virus_1.png")
+
+    empty = tmp_path / "empty"
+    (empty / "train" / "NORMAL").mkdir(parents=True)
+    (empty / "train" / "PNEUMONIA").mkdir()
+    code, _, err = run([*argv[:1], str(empty), *argv[2:]], capsys)
+    assert code == 2
+    assert_one_line_error(err, str(empty / "train"), "no images")
+    shutil.rmtree(empty / "train")
+    code, _, err = run([*argv[:1], str(empty), *argv[2:]], capsys)
+    assert code == 2
+    assert_one_line_error(err, str(empty), "'train'")
+    code, _, err = run([*argv[:1], str(tmp_path / "nowhere"), *argv[2:]], capsys)
+    assert code == 2
+    assert_one_line_error(err, "nowhere")
+
+    # a folder that is itself the training split is read too (the data passes its checks,
+    # so the error is the architecture's)
+    flat = tiny_dataset(4, 4, size=16, name="flat") / "train"
+    code, _, err = run(["train", str(flat), "--arch", "nonet", "--out", str(tmp_path / "r")],
+                       capsys)
+    assert code == 2
+    assert_one_line_error(err, "unknown architecture 'nonet'")
+
+
+def test_models_archs_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(["models", "--archs", "--json"], capsys)
+    assert code == 0
+    archs = json.loads(stdout)
+    assert [a["name"] for a in archs] == [m.name for m in list_models()]
+    for a, m in zip(archs, list_models(), strict=True):
+        assert (a["family"], a["input_size"], a["pretrainable"]) == (
+            m.family, m.input_size, m.pretrainable)
+    code, stdout, _ = run(["models", "--archs"], capsys)
+    assert code == 0
+    assert [line.split()[0] for line in stdout.splitlines()] == [m.name for m in list_models()]
+
+
+def test_version_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pneumozoo {pneumozoo.__version__}"
+    with pytest.raises(SystemExit) as e:
+        main(["predict"])  # no paths
+    assert e.value.code == 2
+    assert "usage" in capsys.readouterr().err

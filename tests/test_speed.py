@@ -1,0 +1,100 @@
+"""Speed levers: the pass-through resize, mixed precision (bfloat16/float16) and XLA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures" / "kermany"
+
+
+def _ops_of(model: Any, shape: tuple[int | None, ...]) -> set[str]:
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: model(x, training=False))
+    graph = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32)).graph
+    ops = {op.type for op in graph.get_operations()}
+    for f in graph.as_graph_def().library.function:  # nested functions
+        ops |= {node.op for node in f.node_def}
+    return ops
+
+
+def test_resize_is_skipped_at_the_model_size_only() -> None:
+    import pneumozoo
+    from pneumozoo.data import resize_images
+
+    model = pneumozoo.build_model("xraynet", input_size=32)
+    assert "ScaleAndTranslate" not in _ops_of(model, (None, 32, 32, 3))
+    assert "ScaleAndTranslate" in _ops_of(model, (None, None, None, 3))
+    rng = np.random.default_rng(0)
+    big = rng.uniform(0, 255, (3, 50, 41, 3)).astype(np.float32)
+    # Other sizes are still resized in the graph, with the pipeline's filter.
+    np.testing.assert_allclose(model.predict(big, verbose=0),
+                               model.predict(np.asarray(resize_images(big, 32)), verbose=0),
+                               atol=1e-5)
+
+
+def test_calling_the_model_does_not_train_batchnorm(tmp_path: Path) -> None:
+    import keras
+
+    import pneumozoo
+
+    model = pneumozoo.build_model("xraynet", input_size=32)
+    x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    before = [w.copy() for w in model.get_weights()]
+    direct = np.asarray(model(x))  # no training=False: must still be inference
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    np.testing.assert_allclose(direct, model.predict(x, verbose=0), atol=1e-6)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.get_layer("resize")) is type(model.get_layer("resize"))
+
+
+def _tiny_batches(n: int = 8, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return (rng.uniform(0, 255, (n, size, size, 3)).astype(np.float32),
+            np.arange(n, dtype=np.int32) % 2)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_and_outputs_float32(precision: str) -> None:
+    import keras
+    import tensorflow as tf
+
+    import pneumozoo
+    from pneumozoo.train import compile_model
+
+    model = pneumozoo.build_model("xraynet", input_size=32, precision=precision)
+    assert model.get_layer("stage1_a_conv").compute_dtype == precision.split("_")[1]
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
+    x, y = _tiny_batches()
+    before = [w.copy() for w in model.get_weights()]
+    result = pneumozoo.fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(4),
+                           epochs=1, class_weight=None, augment=None, verbose=0)
+    assert np.isfinite(result.history["loss"][0])
+    assert sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())) > 10
+    out = model.predict(x, verbose=0)
+    assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
+    scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert scaled == (precision == "mixed_float16")  # loss scaling for float16 only
+    # A float16 model rebuilt from its config (model-level policy lost) is still scaled.
+    clone = keras.Model.from_config(model.get_config())
+    compile_model(clone)
+    assert isinstance(clone.optimizer, keras.optimizers.LossScaleOptimizer) == scaled
+
+
+def test_xla_trains_one_step() -> None:
+    import pneumozoo
+    from pneumozoo.data import scan_split
+
+    model = pneumozoo.build_model("cnn4", input_size=64)  # small graph: quick to XLA-compile
+    records = scan_split(FIXTURES, "train")[::3]
+    before = [w.copy() for w in model.get_weights()]
+    result = pneumozoo.fit(model, records, epochs=1, batch_size=8, jit_compile=True,
+                           augment="none", verbose=0)
+    assert model.jit_compile is True
+    assert np.isfinite(result.history["loss"][0])
+    assert sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())) == len(before)
