@@ -119,10 +119,10 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
               for i, c in enumerate(columns)]
     if title:
         print(f"\n{title}")
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
 
 
 def parse_spec(spec: str) -> tuple[str, int | None]:

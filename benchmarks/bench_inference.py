@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 NAME = "inference"
 
@@ -133,8 +133,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     runs = []
                     pneumozoo.predict(m, fullres, batch_size=32)  # warm-up: same batch shapes
                     for _ in range(reps):
-                        runs.append(len(fullres) / C.timed(
-                            lambda m=m: pneumozoo.predict(m, fullres, batch_size=32)))
+                        seconds = C.timed(lambda m=m: pneumozoo.predict(m, fullres, batch_size=32))
+                        runs.append(len(fullres) / seconds)
                     file_rows.append({"model": spec, "variant": variant, "films": len(fullres),
                                       "images_per_s": C.median(runs), "runs": runs})
                     print(f"{spec:<18} {variant:<9} full-res files: {C.median(runs):8.1f} img/s",
@@ -147,12 +147,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if C.parse_spec(default_spec)[1] is not None:  # arch@size: save a folder to load
                 from pneumozoo.pretrained import PretrainedConfig, save_folder
 
-                model, _ = C.load_model_spec(default_spec)
-                arch, size = C.parse_spec(default_spec)
+                cli_model, _ = C.load_model_spec(default_spec)
+                arch, cli_size = C.parse_spec(default_spec)
                 model_arg = str(Path(tmp) / "cli-model")
-                save_folder(model, model_arg, PretrainedConfig(
+                save_folder(cli_model, model_arg, PretrainedConfig(
                     name="bench", architecture=arch, task="binary",
-                    class_names=("normal", "pneumonia"), input_size=int(size or 0)))
+                    class_names=("normal", "pneumonia"), input_size=int(cli_size or 0)))
             runs = _cold_cli(model_arg, target, 1 if args.quick else 3)
             cli = {"model": default_spec, "image": str(target), "seconds": C.median(runs),
                    "runs": runs}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 NAME = "pipeline"
 SIZE = 192
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"run {rep + 1}/{reps} {variant:<17} cold {len(records) / cold:7.1f} img/s"
                       f"   2nd epoch {len(records) / cached:7.1f} img/s", flush=True)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for variant, t in times.items():
         rows.append({"pipeline": variant,
                      "cold_images_per_s": len(records) / C.median(t["cold"]),

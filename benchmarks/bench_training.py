@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 NAME = "training"
 BATCH = 32
@@ -84,10 +84,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 keras.utils.set_random_seed(0)
                 model = pneumozoo.build_model(arch, input_size=size, precision=precision)
                 compile_model(model, jit_compile=xla == "on")
-                first = C.timed(lambda model=model: model.train_on_batch(x, y))
+                first = C.timed(lambda model=model, x=x, y=y: model.train_on_batch(x, y))
                 runs = []
                 for _ in range(reps):
-                    seconds = C.timed(lambda model=model: [model.train_on_batch(x, y)
+                    seconds = C.timed(lambda model=model, x=x, y=y: [model.train_on_batch(x, y)
                                                            for _ in range(steps)])
                     runs.append(seconds / steps)
                 step_s = C.median(runs)

@@ -99,7 +99,7 @@ def main() -> None:
     print(f"start: {start.name} ({start.architecture}, {start.input_size} px); "
           f"train {len(train)}, validation {len(val)} images")
 
-    before = pneumozoo.evaluate(model, val)
+    before = pneumozoo.evaluate(model, val, ci=False)  # intervals only for the final test
     print(f"validation before fine-tuning: accuracy {before.accuracy:.3f}  auc {before.auc:.3f}")
 
     # Small learning rate, mild augmentation: adapt the model without forgetting what it knows.
@@ -115,7 +115,8 @@ def main() -> None:
     print(f"temperature {temperature_of(model):.3f}; threshold {point.threshold:.3f} "
           f"(validation sensitivity {point.sensitivity:.3f}, specificity {point.specificity:.3f})")
 
-    metrics = {"validation": pneumozoo.evaluate(model, val, threshold=point.threshold).to_dict()}
+    validation = pneumozoo.evaluate(model, val, threshold=point.threshold, ci=False)
+    metrics = {"validation": validation.to_dict()}
     test = scan_any(args.data, "test")
     if test:
         report = pneumozoo.evaluate(model, test, threshold=point.threshold)

@@ -74,6 +74,27 @@ def finalize(recipe: Any, model: Any, train: list[Any], val: list[Any], args: ar
     print(f"[{recipe.name}] TEST (n={len(test)}, {len(test) / seconds:.0f} img/s):\n"
           f"{report.summary()}", flush=True)
 
+    # Operating points chosen on validation (pre-declared targets), reported on test: what a
+    # user who needs a given sensitivity can expect. The shipped threshold stays the recipe's.
+    from pneumozoo.evaluation.metrics import binary_metrics, pneumonia_scores
+    from pneumozoo.evaluation.thresholds import choose_threshold
+
+    y_val = np.asarray(targets(val, config.task))  # type: ignore[arg-type]
+    s_val = pneumonia_scores(predict_records(model, val, task=config.task))  # type: ignore[arg-type]
+    s_test = pneumonia_scores(p_test)
+    points = []
+    for method, target in (("sensitivity", 0.99), ("sensitivity", 0.95), ("sensitivity", 0.90),
+                           ("specificity", 0.99), ("youden", None)):
+        op = choose_threshold(y_val, s_val, method=method, target=target)
+        at = binary_metrics(y_test, s_test, op.threshold)
+        points.append({"rule": f"{method}>={target}" if target else method,
+                       "threshold": op.threshold, "val_sensitivity": op.sensitivity,
+                       "val_specificity": op.specificity, **{k: at[k] for k in (
+                           "accuracy", "sensitivity", "specificity")}})
+    test_dict["operating_points"] = points
+    run_dir = Path(args.runs) / recipe.name
+    np.savez_compressed(run_dir / "predictions.npz", val=s_val, test=p_test, y_test=y_test)
+
     config = replace(config, metrics={"test": test_dict, **config.metrics})
     out = Path(args.out) / recipe.name
     write_release(model, config, out)

@@ -46,7 +46,7 @@ def test_calling_the_model_does_not_train_batchnorm(tmp_path: Path) -> None:
     x = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     before = [w.copy() for w in model.get_weights()]
     direct = np.asarray(model(x))  # no training=False: must still be inference
-    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
     np.testing.assert_allclose(direct, model.predict(x, verbose=0), atol=1e-6)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
@@ -75,7 +75,7 @@ def test_mixed_precision_trains_and_outputs_float32(precision: str) -> None:
     result = pneumozoo.fit(model, tf.data.Dataset.from_tensor_slices((x, y)).batch(4),
                            epochs=1, class_weight=None, augment=None, verbose=0)
     assert np.isfinite(result.history["loss"][0])
-    assert sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())) > 10
+    assert sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True)) > 10
     out = model.predict(x, verbose=0)
     assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
     scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -97,4 +97,4 @@ def test_xla_trains_one_step() -> None:
                            augment="none", verbose=0)
     assert model.jit_compile is True
     assert np.isfinite(result.history["loss"][0])
-    assert sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())) == len(before)
+    assert sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True)) == len(before)

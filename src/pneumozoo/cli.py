@@ -165,8 +165,10 @@ def _train(args: argparse.Namespace) -> int:
     from pneumozoo.data.validate import validate_records
     from pneumozoo.errors import DataError
     from pneumozoo.models import build_model
+    from pneumozoo.models.registry import get_model_info
     from pneumozoo.train import fit
 
+    get_model_info(args.arch)  # an unknown architecture fails now, not after decoding the data
     strategy = None
     if args.strategy:  # before TensorFlow runs anything (multiworker needs it first)
         from pneumozoo.distribute import get_strategy

@@ -12,6 +12,7 @@ __all__ = [
     "DownloadError",
     "IntegrityError",
     "InvalidImageError",
+    "ModelConfigError",
     "PneumozooError",
     "UnknownNameError",
     "UnsafeModelError",
@@ -63,6 +64,10 @@ class UnknownNameError(PneumozooError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class ModelConfigError(PneumozooError, ValueError):
+    """An architecture cannot be built as asked (input too small, weights it cannot take)."""
 
 
 class DataError(PneumozooError, ValueError):

@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from pneumozoo.errors import UnknownNameError
+from pneumozoo.errors import ModelConfigError, UnknownNameError
 from pneumozoo.models.layers import ClassifierOutput, Normalize, Resizing
 
 __all__ = [
@@ -249,7 +249,8 @@ def build_model(
 
     Raises:
         UnknownNameError: If ``arch`` is not registered.
-        ValueError: If ``weights="imagenet"`` is asked of a model trained from scratch.
+        ModelConfigError: If ``weights="imagenet"`` is asked of a model trained from scratch,
+            or the architecture cannot be built at ``input_size`` (a ``ValueError``).
 
     Example:
         >>> model = build_model("cnn4", input_size=64)
@@ -264,10 +265,10 @@ def build_model(
         defaults = {2: BINARY_CLASSES, 3: THREE_CLASSES}
         class_names = defaults.get(num_classes, tuple(f"class_{i}" for i in range(num_classes)))
     if len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names given for {num_classes} classes")
+        raise ModelConfigError(f"{len(class_names)} class names given for {num_classes} classes")
     backbone_weights = "imagenet" if weights == "imagenet" else None
     if backbone_weights and not info.pretrainable:
-        raise ValueError(f"{arch} is trained from scratch; weights='imagenet' needs one of: "
+        raise ModelConfigError(f"{arch} is trained from scratch; weights='imagenet' needs one of: "
                          + ", ".join(m.name for m in list_models(pretrainable=True)))
     kwargs: dict[str, Any] = {"num_classes": num_classes, "input_size": size}
     if dropout is not None:
@@ -275,14 +276,18 @@ def build_model(
     if info.pretrainable:
         kwargs["weights"] = backbone_weights
         kwargs["freeze_backbone"] = freeze_backbone
-    with _dtype_policy(precision):
-        model = wrap_classifier(
-            lambda x: info.builder(x, **kwargs),
-            input_size=size,
-            normalization=info.normalization,
-            class_names=class_names,
-            name=arch,
-        )
+    try:
+        with _dtype_policy(precision):
+            model = wrap_classifier(
+                lambda x: info.builder(x, **kwargs),
+                input_size=size,
+                normalization=info.normalization,
+                class_names=class_names,
+                name=arch,
+            )
+    except ValueError as e:  # e.g. feature maps shrinking to nothing at a tiny input size
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelConfigError(f"cannot build {arch} at {size} px: {first}") from e
     if weights is not None and weights != "imagenet":
         model.load_weights(str(weights)) if str(weights).endswith(".weights.h5") else _load_into(model, Path(weights))
     return model
