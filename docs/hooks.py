@@ -636,7 +636,7 @@ def benchmarks_section(page: str = "reproducing.md") -> str:
         text = unlink_relative(readme.read_text(encoding="utf-8"))
         body = [ln for ln in text.splitlines() if not ln.startswith("# ")]
         lines += [re.sub(r"^(#+) ", r"#\1 ", ln) for ln in body] + [""]
-    for path in scripts:
+    for path in [] if readme.is_file() else scripts:  # the README lists them itself
         if path.name.startswith("_"):
             continue
         try:

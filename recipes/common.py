@@ -44,6 +44,7 @@ class Recipe:
     val_fraction: float = 0.15
     seed: int = 0
     threshold_rule: str = "youden-margin"
+    monitor: str = "val_auc"  # what picks the best epoch (3-class: val_accuracy)
     init_from: str | None = None  # another recipe's name: start from its best weights
     description: str = ""
 
@@ -91,6 +92,7 @@ def run(recipe: Recipe) -> None:
             class_weight="balanced" if recipe.class_weight else None, oversample=recipe.oversample,
             schedule=recipe.schedule, warmup_epochs=recipe.warmup_epochs,
             early_stopping=recipe.early_stopping, checkpoint_dir=run_dir / "checkpoint",
+            monitor=recipe.monitor,
             seed=recipe.seed, verbose=2,
         )
         print(f"[{recipe.name}] trained in {time.time() - t0:.0f}s; best {result.monitor} "

@@ -53,7 +53,8 @@ def test_model_predict_needs_no_preprocessing() -> None:
     model = load_pretrained()
     film = pneumozoo.read_xray(sorted(EXAMPLES.glob("*.jpeg"))[0])
     size = model.pneumozoo_config.input_size
-    direct = model.predict(np.asarray(resize_images(film, size))[None], verbose=0)[0]
+    pixels = np.clip(np.rint(np.asarray(resize_images(film, size))), 0, 255)  # as predict feeds
+    direct = model.predict(pixels[None].astype("float32"), verbose=0)[0]
     raw = model.predict(film[None].astype("float32"), verbose=0)[0]  # any size, in-graph resize
     via_api = pneumozoo.predict(model, film)[0]
     np.testing.assert_allclose(direct[1:].sum(), via_api.probability, atol=1e-5)

@@ -98,3 +98,26 @@ def test_xla_trains_one_step() -> None:
     assert model.jit_compile is True
     assert np.isfinite(result.history["loss"][0])
     assert sum(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True)) == len(before)
+
+
+def test_grayscale_batches_are_augmented_on_one_channel_with_the_same_result() -> None:
+    import tensorflow as tf
+
+    from pneumozoo.augment import get_preset
+    from pneumozoo.data.pipeline import _augment_batch
+
+    rng = np.random.default_rng(0)
+    gray = tf.constant(np.repeat(rng.uniform(0, 255, (4, 40, 40, 1)), 3, axis=-1), tf.float32)
+    colour = tf.constant(rng.uniform(0, 255, (4, 40, 40, 3)), tf.float32)
+    fast = tf.function(lambda x, layer: _augment_batch(layer, x, True))
+    for name in ("xray", "affine-sharpen"):
+        one, three = get_preset(name, seed=5), get_preset(name, seed=5)
+        got = fast(gray, one).numpy()
+        want = three(gray, training=True).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)  # float rounding
+        assert np.abs(got - gray.numpy()).max() > 1.0  # it did augment
+        # Colour batches keep their channels.
+        got_c = fast(colour, get_preset(name, seed=5)).numpy()
+        want_c = get_preset(name, seed=5)(colour, training=True).numpy()
+        np.testing.assert_allclose(got_c, want_c, rtol=1e-4, atol=1e-3)
+        assert np.abs(got_c[..., 0] - got_c[..., 1]).max() > 1.0

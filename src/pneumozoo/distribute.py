@@ -139,7 +139,18 @@ def _multiworker() -> tf.distribute.MultiWorkerMirroredStrategy:
 
 
 def num_workers(strategy: tf.distribute.Strategy) -> int:
-    """Number of machines (chief and worker tasks) training together; 1 for local strategies."""
+    """Number of machines (chief and worker tasks) training together.
+
+    Args:
+        strategy: Any ``tf.distribute.Strategy``.
+
+    Returns:
+        The task count from the strategy's cluster, or 1 for local strategies.
+
+    Example:
+        >>> num_workers(tf.distribute.get_strategy())
+        1
+    """
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None:
         return 1
@@ -153,6 +164,12 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
     The chief is the ``chief`` task if the cluster has one, else ``worker`` 0, as in the
     TensorFlow multi-worker guide.
+
+    Args:
+        strategy: Any ``tf.distribute.Strategy``.
+
+    Returns:
+        Whether this process is the chief.
 
     Example:
         >>> is_chief(tf.distribute.get_strategy())
@@ -170,6 +187,16 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 def global_batch_size(batch_size: int, strategy: tf.distribute.Strategy | None) -> int:
     """Global batch size for a per-replica ``batch_size`` (``batch_size x replicas``).
+
+    Args:
+        batch_size: Images per replica.
+        strategy: The strategy training runs under, or None (one replica).
+
+    Returns:
+        Images per global batch.
+
+    Raises:
+        ValueError: If ``batch_size`` is below 1.
 
     Example:
         >>> global_batch_size(32, None)
@@ -195,6 +222,10 @@ def worker_checkpoint_dir(checkpoint_dir: str | Path | None,
 
     Yields:
         The folder to pass to the training loop (None when ``checkpoint_dir`` is None).
+
+    Example:
+        >>> with worker_checkpoint_dir("ckpt", get_strategy("multiworker")) as d:  # doctest: +SKIP
+        ...     fit(model, train, checkpoint_dir=d)
     """
     if checkpoint_dir is None or is_chief(strategy):
         yield None if checkpoint_dir is None else Path(checkpoint_dir)

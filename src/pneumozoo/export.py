@@ -51,7 +51,18 @@ _METADATA_IN_FOLDER = "pneumozoo-export.json"
 
 
 def metadata_path(path: str | Path) -> Path:
-    """Where the JSON describing an export (class names, input size, format) lives."""
+    """Where the JSON describing an export (class names, input size, format) lives.
+
+    Args:
+        path: The export: a SavedModel folder or a ``.tflite`` file.
+
+    Returns:
+        ``<folder>/pneumozoo-export.json`` for a folder, ``<file>.json`` for a file.
+
+    Example:
+        >>> metadata_path("exports/xraynet.tflite").name
+        'xraynet.tflite.json'
+    """
     path = Path(path)
     return path / _METADATA_IN_FOLDER if path.is_dir() else path.with_name(path.name + ".json")
 
@@ -280,7 +291,14 @@ class TFLiteModel:
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def predict_on_batch(self, batch: Any) -> np.ndarray:
-        """Probabilities ``(N, classes)`` for one batch of images."""
+        """Probabilities for one batch of images.
+
+        Args:
+            batch: ``(N, H, W, 3)`` or one ``(H, W, 3)`` image, RGB 0..255.
+
+        Returns:
+            float32 ``(N, classes)``.
+        """
         x = self._prepare(batch)
         if x.shape[0] != self._batch:
             self._interpreter.resize_tensor_input(self._input["index"], list(x.shape))

@@ -146,7 +146,8 @@ def make_dataset(
     if training and augment is not None:
         layer = _augment_layer(augment, seed)
         if layer is not None:
-            ds = ds.map(lambda x, label: (layer(x, training=True), label),
+            preset = isinstance(augment, str)  # presets treat every channel alike
+            ds = ds.map(lambda x, label: (_augment_batch(layer, x, preset), label),
                         num_parallel_calls=tf.data.AUTOTUNE)
     # Under tf.distribute, shard by element, never by file: the source is a tensor of file
     # names, not a file-reading dataset, so FILE sharding cannot apply (AUTO would try it and
@@ -154,6 +155,23 @@ def make_dataset(
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def _augment_batch(layer: Any, images: tf.Tensor, channel_agnostic: bool) -> tf.Tensor:
+    """Augment a float batch; grayscale batches of a preset run on one channel.
+
+    Films read by :func:`pneumozoo.read_xray` are grayscale (R = G = B), and the presets
+    draw one transform per image, not per channel, so augmenting the first channel and
+    tiling it back gives the same pixels for a third of the work (augmentation is what an
+    epoch from the cache costs). Colour batches, and layers passed by the user (which may
+    be colour-specific), take the ordinary path.
+    """
+    if not channel_agnostic:
+        return layer(images, training=True)
+    gray = tf.reduce_all(tf.equal(images[..., :1], images))
+    return tf.cond(gray,
+                   lambda: tf.repeat(layer(images[..., :1], training=True), 3, axis=-1),
+                   lambda: layer(images, training=True))
 
 
 def _augment_layer(augment: Any, seed: int) -> Any:
