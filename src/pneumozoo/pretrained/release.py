@@ -55,6 +55,7 @@ def prepare_release(
         apply_temperature,
         expected_calibration_error,
         fit_temperature,
+        temperature_of,
     )
     from pneumozoo.evaluation.metrics import pneumonia_scores
     from pneumozoo.evaluation.report import predict_records, report_from_predictions
@@ -65,7 +66,8 @@ def prepare_release(
     task: Task = "3class" if len(names) == 3 else "binary"
     y_val = np.asarray(targets(validation, task))
     raw = predict_records(model, validation, task=task)
-    temperature = fit_temperature(raw, y_val)
+    # Fitted on the model's current outputs, the temperature is relative to the one it has.
+    temperature = temperature_of(model) * fit_temperature(raw, y_val)
     model = apply_temperature(model, temperature)
     calibrated = predict_records(model, validation, task=task)
     op = choose_threshold(y_val, pneumonia_scores(calibrated), method=threshold_rule)
@@ -99,8 +101,16 @@ def prepare_release(
 def write_release(model: Any, config: PretrainedConfig, folder: str | Path) -> PretrainedConfig:
     """Write the model folder (Keras files, ``pneumozoo.json`` with sha256s, model card).
 
+    Args:
+        model: The calibrated model from :func:`prepare_release`.
+        config: Its config (add test metrics to ``config.metrics["test"]`` first if you have them).
+        folder: The model folder to (re)write; written atomically.
+
     Returns:
         The config as written (with the files' sha256 and the parameter count).
+
+    Example:
+        >>> write_release(calibrated, config, "models/mine")  # doctest: +SKIP
     """
     from pneumozoo.pretrained.card import model_card
     from pneumozoo.pretrained.folder import save_folder
