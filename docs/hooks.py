@@ -328,7 +328,7 @@ def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
     if cards is None:
         cards = [] if plain else [name for name, _ in bundled_cards()]
     header = ["model", "architecture", "task", "input", "params", "threshold",
-              "accuracy", "sensitivity", "specificity", "AUC"]
+              "accuracy", "sensitivity", "specificity", "AUC", "all-class accuracy"]
     rates = dict(rates)
     batch_note = rates.pop("__batch__", None)
     if rates:
@@ -339,7 +339,10 @@ def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
         name = f"[`{c.name}`]({_rel(page, card_page(c.name))})" if c.name in cards else f"`{c.name}`"
         cells = [name, f"`{c.architecture}`", c.task, f"{c.input_size} px", _params(c.params),
                  _fmt(c.threshold), *(metric_cell(test, k) for k in
-                                      ("accuracy", "sensitivity", "specificity", "auc"))]
+                                      ("accuracy", "sensitivity", "specificity", "auc")),
+                 # arg-max over every class: normal/bacteria/virus for 3-class models
+                 _fmt(test["class_accuracy"]) if c.task == "3class" and "class_accuracy" in test
+                 else "-"]
         if rates:
             cells.append(rates.get(c.name, "-"))
         rows.append("| " + " | ".join(_cell(x) for x in cells) + " |")
