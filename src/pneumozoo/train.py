@@ -172,12 +172,7 @@ class _Checkpointer(keras.callbacks.Callback):
         self.history = history
 
     def _best(self) -> tuple[int, float]:
-        values = self.history.get(self.monitor, [])
-        if not values:
-            return 0, math.nan
-        pick = max if self.mode == "max" else min
-        best = pick(v for v in values if not math.isnan(v)) if any(not math.isnan(v) for v in values) else math.nan
-        return (values.index(best) + 1 if not math.isnan(best) else 0), best
+        return _best_epoch(self.history.get(self.monitor, []), self.mode)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})
@@ -375,24 +370,29 @@ def fit(
                   class_weight=cw, callbacks=all_callbacks, verbose=verbose, shuffle=False)
     else:
         stopped_early = initial_epoch < epochs
-    values = history.get(monitor, [])
-    finite = [v for v in values if not math.isnan(v)]
-    best_value = (max(finite) if mode == "max" else min(finite)) if finite else math.nan
-    best_epoch = values.index(best_value) + 1 if finite else 0
-    if ckpt is not None and restore_best and (ckpt / "best.weights.h5").exists():
-        model.load_weights(ckpt / "best.weights.h5")
+    best_epoch, best_value = _best_epoch(history.get(monitor, []), mode)
+    if ckpt is not None and restore_best and (ckpt / BEST_WEIGHTS).exists():
+        model.load_weights(ckpt / BEST_WEIGHTS)
     return FitResult(history=history, best_epoch=best_epoch, best_value=best_value,
                      monitor=monitor, checkpoint_dir=ckpt, resumed_from=initial_epoch,
                      extra={"stopped_early_before_resume": stopped_early})
 
 
+def _best_epoch(values: list[float], mode: str) -> tuple[int, float]:
+    """1-based epoch and value of the best non-NaN entry (``(0, nan)`` if there is none)."""
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return 0, math.nan
+    best = max(finite) if mode == "max" else min(finite)
+    return values.index(best) + 1, best
+
+
 def _early_stopped(history: dict[str, list[float]], monitor: str, mode: str,
                    patience: int | None) -> bool:
-    values = [v for v in history.get(monitor, []) if not math.isnan(v)]
-    if patience is None or not values:
+    best_epoch, _ = _best_epoch(history.get(monitor, []), mode)
+    if patience is None or not best_epoch:
         return False
-    best = max(values) if mode == "max" else min(values)
-    return len(history[monitor]) - (history[monitor].index(best) + 1) >= patience
+    return len(history[monitor]) - best_epoch >= patience
 
 
 class _HistoryOnly(keras.callbacks.Callback):
