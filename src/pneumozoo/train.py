@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import json
 import math
 import shutil
@@ -154,8 +155,10 @@ def _resume_state(ckpt: Path, checkpointer: _Checkpointer) -> dict[str, Any] | N
         return None
     state: dict[str, Any] = json.loads(state_file.read_text(encoding="utf-8"))
     checkpointer.history.update({k: list(v) for k, v in state["history"].items()})
-    if checkpointer._best()[0] == int(state["epoch"]):
-        _copy_atomic(ckpt / state["weights"], ckpt / BEST_WEIGHTS)
+    last, best = ckpt / state["weights"], ckpt / BEST_WEIGHTS
+    if checkpointer._best()[0] == int(state["epoch"]) and not (
+            best.exists() and filecmp.cmp(last, best, shallow=False)):
+        _copy_atomic(last, best)
     return state
 
 
