@@ -8,6 +8,11 @@ untimed step (tracing, and XLA compilation: reported apart as ``first_step_s``).
 per epoch = median seconds per step x steps per epoch of the recipe (ceil(train films x
 0.85 / 32): the recipes keep 15% for validation), i.e. extrapolated from the capped steps.
 
+Time to reach the default model's validation AUC: every bundled zoo model ships the
+per-epoch history of its recipe run (``history.json``); the first epoch whose validation
+AUC reaches the default model's best, times the seconds per epoch measured here for that
+model's architecture (float32, XLA off), is its time to target (``None``: never reached).
+
 Run: ``python benchmarks/bench_training.py`` (``--quick`` for a smoke run).
 """
 
@@ -104,17 +109,56 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         base = next((b for b in rows if b["arch"] == r["arch"] and b["precision"] == "float32"
                      and b["xla"] == "off"), None)
         r["speedup_vs_float32"] = base["step_s"] / r["step_s"] if base else None
+    targets = time_to_target(rows)
     result = {"batch_size": BATCH, "timed_steps": steps, "repeats": reps,
               "train_films": n_train, "steps_per_epoch": steps_per_epoch,
               "extrapolation": "epoch_s = median step_s x steps_per_epoch "
-                               "(ceil(train films x 0.85 / 32))", "rows": rows}
+                               "(ceil(train films x 0.85 / 32))", "rows": rows,
+              "time_to_default_val_auc": targets}
     out = C.write_results(NAME, args, result)
     C.print_table(rows, ["arch", "precision", "xla", "step_s", "epoch_s", "speedup_vs_float32",
                          "first_step_s"],
                   f"batch {BATCH}, {steps} timed steps x {reps} runs (median), "
                   f"{steps_per_epoch} steps/epoch")
+    if targets["rows"]:
+        C.print_table(targets["rows"], ["model", "arch", "best_val_auc", "epochs_to_target",
+                                        "epoch_s", "seconds_to_target"],
+                      f"time to the default model's best validation AUC "
+                      f"({targets['target_val_auc']:.4f}, {targets['default']})")
     print(f"-> {out}")
     return result
+
+
+def time_to_target(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Epochs and seconds each bundled model's run took to reach the default's val AUC."""
+    import json
+
+    from pneumozoo.pretrained.registry import BUNDLED_DIR, DEFAULT_MODEL
+
+    def history(name: str) -> dict[str, list[float]] | None:
+        path = BUNDLED_DIR / name / "history.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    default = history(DEFAULT_MODEL)
+    if not default or not default.get("val_auc"):
+        return {"default": DEFAULT_MODEL, "target_val_auc": None, "rows": []}
+    target = max(default["val_auc"])
+    epoch_s = {r["arch"]: r["epoch_s"] for r in rows
+               if r["precision"] == "float32" and r["xla"] == "off"}
+    out = []
+    for folder in sorted(p for p in BUNDLED_DIR.iterdir() if (p / "pneumozoo.json").is_file()):
+        hist = history(folder.name)
+        config = json.loads((folder / "pneumozoo.json").read_text(encoding="utf-8"))
+        spec = f"{config['architecture']}@{config['input_size']}"
+        if not hist or not hist.get("val_auc") or spec not in epoch_s:
+            continue
+        reached = [i + 1 for i, v in enumerate(hist["val_auc"]) if v >= target]
+        epochs = reached[0] if reached else None
+        out.append({"model": folder.name, "arch": spec, "epochs_run": len(hist["val_auc"]),
+                    "best_val_auc": max(hist["val_auc"]), "epochs_to_target": epochs,
+                    "epoch_s": epoch_s[spec],
+                    "seconds_to_target": epochs * epoch_s[spec] if epochs else None})
+    return {"default": DEFAULT_MODEL, "target_val_auc": target, "rows": out}
 
 
 if __name__ == "__main__":

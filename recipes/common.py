@@ -46,6 +46,8 @@ class Recipe:
     threshold_rule: str = "youden-margin"
     monitor: str = "val_auc"  # what picks the best epoch (3-class: val_accuracy)
     init_from: str | None = None  # another recipe's name: start from its best weights
+    normalization: str | None = None  # override the architecture's input normalisation
+    label_smoothing: float = 0.0
     description: str = ""
 
 
@@ -76,11 +78,12 @@ def run(recipe: Recipe) -> None:
     if args.limit:
         import random
 
-        records = random.Random(0).sample(records, args.limit)
+        records = random.Random(0).sample(records, min(args.limit, len(records)))
     train, val = patient_split(records, val_fraction=recipe.val_fraction, seed=recipe.seed, task="3class")
     print(f"[{recipe.name}] train {len(train)}  val {len(val)}", flush=True)
     num_classes = 3 if recipe.task == "3class" else 2
-    model = pneumozoo.build_model(recipe.arch, num_classes=num_classes, input_size=recipe.input_size)
+    model = pneumozoo.build_model(recipe.arch, num_classes=num_classes, input_size=recipe.input_size,
+                                  normalization=recipe.normalization)
     if recipe.init_from and not (run_dir / "checkpoint" / "state.json").exists():
         copied = init_from_bundled(model, recipe)
         print(f"[{recipe.name}] initialised {copied} layers from {recipe.init_from}", flush=True)
@@ -90,6 +93,7 @@ def run(recipe: Recipe) -> None:
             model, train, val, epochs=recipe.epochs, learning_rate=recipe.learning_rate,
             optimizer=recipe.optimizer, batch_size=recipe.batch_size, augment=recipe.augment,
             class_weight="balanced" if recipe.class_weight else None, oversample=recipe.oversample,
+            label_smoothing=recipe.label_smoothing,
             schedule=recipe.schedule, warmup_epochs=recipe.warmup_epochs,
             early_stopping=recipe.early_stopping, checkpoint_dir=run_dir / "checkpoint",
             monitor=recipe.monitor,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -50,6 +51,7 @@ def finalize(recipe: Any, model: Any, train: list[Any], val: list[Any], args: ar
             "optimizer": recipe.optimizer,
             "schedule": recipe.schedule,
             "augment": recipe.augment,
+            "label_smoothing": recipe.label_smoothing,
             "class_balance": "oversampling" if recipe.oversample else "balanced class weights",
             "init_from": recipe.init_from,
             "keras": keras.__version__,
@@ -104,4 +106,8 @@ def finalize(recipe: Any, model: Any, train: list[Any], val: list[Any], args: ar
     ref = [{"file": Path(p.source).name, "label": p.label, "probabilities": p.probabilities}
            for p in preds]
     (out / "reference_predictions.json").write_text(json.dumps(ref, indent=2) + "\n")
+    # The per-epoch history of the run, for benchmarks/bench_training.py's time to target.
+    history = run_dir / "checkpoint" / "history.json"
+    if history.is_file():
+        shutil.copyfile(history, out / "history.json")
     print(f"[{recipe.name}] wrote {out}", flush=True)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from pneumozoo.augment import RandomAffine, get_preset, list_presets, preset_info
+from pneumozoo.augment import RandomAffine, RandomGamma, get_preset, list_presets, preset_info
 from pneumozoo.errors import UnknownNameError
 
 PRESETS = list_presets()
@@ -102,15 +102,37 @@ def test_zoom_vflip_really_flips_vertically_sometimes() -> None:
     assert (left_minus_right(out) > 50).all()
 
 
-def test_xray_preset_never_flips() -> None:
+@pytest.mark.parametrize("name", ["xray", "xray-strong"])
+def test_xray_presets_never_flip(name: str) -> None:
     x = np.zeros((32, 32, 32, 3), dtype="float32")
     x[:, :, :16] = 200.0  # heart on the left
-    out = keras.ops.convert_to_numpy(get_preset("xray", seed=5)(x, training=True))
-    assert (left_minus_right(out) > 50).all()
+    out = keras.ops.convert_to_numpy(get_preset(name, seed=5)(x, training=True))
+    assert (left_minus_right(out) > 30).all()
     y = np.zeros_like(x)
     y[:, :16] = 200.0  # apices at the top
-    out = keras.ops.convert_to_numpy(get_preset("xray", seed=5)(y, training=True))
-    assert (top_minus_bottom(out) > 50).all()
+    out = keras.ops.convert_to_numpy(get_preset(name, seed=5)(y, training=True))
+    assert (top_minus_bottom(out) > 30).all()
+
+
+def test_random_gamma_is_a_tone_curve_within_its_range() -> None:
+    ramp = np.linspace(0, 255, 64, dtype="float32")
+    x = np.broadcast_to(ramp[None, None, :, None], (32, 1, 64, 3)).copy()
+    out = keras.ops.convert_to_numpy(RandomGamma(1.5, seed=0)(x, training=True))
+    # black and white stay put, the curve is monotone, every image gets its own gamma
+    np.testing.assert_allclose(out[:, 0, 0], 0.0, atol=1e-4)
+    np.testing.assert_allclose(out[:, 0, -1], 255.0, atol=1e-3)
+    assert (np.diff(out[:, 0, :, 0], axis=1) >= -1e-4).all()
+    mid = ramp[32] / 255.0
+    gammas = np.log(out[:, 0, 32, 0] / 255.0) / np.log(mid)
+    assert (gammas >= 1 / 1.5 - 1e-3).all() and (gammas <= 1.5 + 1e-3).all()
+    assert gammas.min() < 0.9 and gammas.max() > 1.1
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(
+        RandomGamma(1.5, seed=0)(x, training=False)), x)
+    with pytest.raises(ValueError, match="max_gamma"):
+        RandomGamma(0.5)
+    layer = RandomGamma(1.3, seed=4, name="g")
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert isinstance(revived, RandomGamma) and revived.get_config() == layer.get_config()
 
 
 def test_horizontal_flip_presets_do_flip() -> None:

@@ -34,6 +34,8 @@ def _jobs(results: Path) -> dict[str, list[str]]:
         "bench_memory": [*common, "--model", "cnn4@64", "--sizes", "4,8", "--train-films", "8"],
         "bench_export": [*common, "--model", "cnn4@64", "--images", "8",
                          "--calibration-images", "4"],
+        # retrains cnn4-binary on the fixtures for one epoch, in a subprocess
+        "bench_reproduce": ["cnn4-binary", *common],
     }
 
 
@@ -129,3 +131,20 @@ def test_bench_export(runs: tuple[dict[str, Any], Path]) -> None:
 def test_bench_export_without_default_model_says_so(runs: tuple[dict[str, Any], Path]) -> None:
     message = runs[0]["missing_default"]
     assert "not bundled yet" in message and "--model" in message and "\n" not in message
+
+
+def test_bench_reproduce(runs: tuple[dict[str, Any], Path]) -> None:
+    doc = _ok(runs, "bench_reproduce", "reproduce-cnn4-binary")
+    metrics = {r["metric"] for r in doc["rows"]}
+    assert {"accuracy", "sensitivity", "specificity", "auc"} <= metrics
+    for row in doc["rows"]:
+        assert row["within_ci"] == (row["ci_low"] <= row["reproduced"] <= row["ci_high"])
+    assert doc["reproduced"] == all(r["within_ci"] for r in doc["rows"])
+    assert doc["epochs"] == 1 and doc["seconds"] > 0
+
+
+def test_bench_reproduce_names_the_valid_models() -> None:
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_reproduce.py"), "no-such-model"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "no recipe for 'no-such-model'" in proc.stderr and "xraynet-binary" in proc.stderr

@@ -231,3 +231,48 @@ def test_mixed_precision_policy_is_restored() -> None:
     assert keras.config.dtype_policy().name == "float32", "restored after a failed build"
     with pytest.raises(UnknownNameError, match="mixed_float16"):
         build_model("cnn4", input_size=48, precision="float64")
+
+
+def test_per_image_normalization_ignores_exposure_and_contrast(tmp_path: Path) -> None:
+    from pneumozoo.models.layers import Normalize
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(40, 200, (2, 32, 32, 3)).astype("float32")
+    z = keras.ops.convert_to_numpy(Normalize("per-image")(x))
+    np.testing.assert_allclose(z.mean(axis=(1, 2, 3)), 0.0, atol=1e-4)
+    np.testing.assert_allclose(z.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
+    brighter = 0.8 * x + 30.0  # another exposure and contrast of the same film
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(Normalize("per-image")(brighter)), z,
+                               atol=1e-3)
+    flat = np.full((1, 8, 8, 3), 77.0, dtype="float32")
+    assert np.all(keras.ops.convert_to_numpy(Normalize("per-image")(flat)) == 0.0)
+
+    model = build_model("cnn4", input_size=64, normalization="per-image")
+    assert model.get_layer("normalize").mode == "per-image"
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.get_layer("normalize").mode == "per-image"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    with pytest.raises(UnknownNameError, match="per-image"):
+        build_model("cnn4", input_size=64, normalization="nope")
+
+
+def test_label_smoothing_loss_matches_keras_categorical() -> None:
+    from pneumozoo.metrics import SmoothedSparseCrossentropy
+
+    y = np.array([0, 1, 1])
+    p = np.array([[0.9, 0.1], [0.3, 0.7], [0.05, 0.95]], dtype="float32")
+    onehot = np.eye(2, dtype="float32")[y]
+    for smoothing in (0.0, 0.1, 0.3):
+        expected = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing)(onehot, p)
+        got = SmoothedSparseCrossentropy(smoothing)(y, p)
+        np.testing.assert_allclose(float(got), float(expected), rtol=1e-5)
+    # smoothing penalises a confident right answer: the loss there grows with it
+    assert float(SmoothedSparseCrossentropy(0.2)(y[2:], p[2:])) > float(
+        SmoothedSparseCrossentropy(0.0)(y[2:], p[2:]))
+    with pytest.raises(ValueError, match="label_smoothing"):
+        SmoothedSparseCrossentropy(1.0)
+    model = build_model("cnn4", input_size=64)
+    compile_model(model, label_smoothing=0.1)
+    assert isinstance(model.loss, SmoothedSparseCrossentropy) and model.loss.label_smoothing == 0.1

@@ -23,7 +23,7 @@ from keras import layers, ops
 
 from pneumozoo.errors import UnknownNameError
 
-__all__ = ["Preset", "RandomAffine", "get_preset", "list_presets", "preset_info"]
+__all__ = ["Preset", "RandomAffine", "RandomGamma", "get_preset", "list_presets", "preset_info"]
 
 
 @dataclass(frozen=True)
@@ -158,6 +158,46 @@ class RandomAffine(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="pneumozoo")
+class RandomGamma(keras.layers.Layer):
+    """Random gamma curve ``255 * (x / 255) ** g`` per image, ``log g`` uniform in ``+/- log(max_gamma)``.
+
+    Brightness and contrast are linear; films from other machines or processing software
+    differ in their tone curve too, which only a non-linear change imitates.
+
+    Args:
+        max_gamma: Largest gamma (the smallest is its inverse); must be >= 1.
+        seed: Random seed.
+
+    Example:
+        >>> import numpy as np
+        >>> RandomGamma(1.5, seed=0)(np.full((2, 4, 4, 3), 255.0), training=True).numpy().max()
+        255.0
+    """
+
+    def __init__(self, max_gamma: float = 1.5, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if max_gamma < 1.0:
+            raise ValueError(f"max_gamma must be >= 1, got {max_gamma}")
+        self.max_gamma = float(max_gamma)
+        self.seed = seed
+        self._rng = keras.random.SeedGenerator(seed)
+
+    def call(self, images: Any, training: bool = True) -> Any:
+        if not training or self.max_gamma == 1.0:
+            return images
+        x = ops.clip(ops.cast(images, "float32") / 255.0, 0.0, 1.0)
+        limit = math.log(self.max_gamma)
+        log_g = keras.random.uniform((ops.shape(x)[0], 1, 1, 1), -limit, limit, seed=self._rng)
+        return 255.0 * ops.power(x, ops.exp(log_g))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "max_gamma": self.max_gamma, "seed": self.seed}
+
+
 _PRESETS: dict[str, Preset] = {}
 
 
@@ -223,6 +263,21 @@ def _xray(seed: int | None) -> list[keras.layers.Layer]:
         RandomAffine(rotation=7, zoom=0.1, translate=0.06, seed=seed),
         layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed),
         layers.RandomContrast(0.1, value_range=(0, 255), seed=seed),
+    ]
+
+
+@_register(
+    "xray-strong",
+    "pneumozoo (robust default model)",
+    "rotation 10 deg, zoom 0.15, translation 0.08, brightness 0.2, contrast 0.3, gamma "
+    "0.67-1.5; no flips. Wider photometric changes imitate other machines and exposures",
+)
+def _xray_strong(seed: int | None) -> list[keras.layers.Layer]:
+    return [
+        RandomAffine(rotation=10, zoom=0.15, translate=0.08, seed=seed),
+        layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
+        layers.RandomContrast(0.3, value_range=(0, 255), seed=seed),
+        RandomGamma(1.5, seed=seed),
     ]
 
 

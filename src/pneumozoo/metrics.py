@@ -1,4 +1,4 @@
-"""Keras metrics that read "pneumonia" off any zoo model's softmax."""
+"""Keras metrics and losses for the zoo's softmax outputs and sparse labels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
-__all__ = ["PneumoniaAUC", "pneumonia_probability"]
+__all__ = ["PneumoniaAUC", "SmoothedSparseCrossentropy", "pneumonia_probability"]
 
 
 def pneumonia_probability(probabilities: Any) -> Any:
@@ -34,3 +34,37 @@ class PneumoniaAUC(keras.metrics.AUC):
         y = ops.cast(ops.reshape(y_true, (-1,)) > 0, "float32")
         score = ops.reshape(pneumonia_probability(ops.cast(y_pred, "float32")), (-1,))
         return super().update_state(y, score, sample_weight=sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="pneumozoo")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of softmax outputs against integer labels, with label smoothing.
+
+    Keras's ``SparseCategoricalCrossentropy`` has no ``label_smoothing``; this one-hot
+    encodes the labels and uses the categorical loss, which has.
+
+    Args:
+        label_smoothing: Mass moved from the true class to all classes evenly, in [0, 1).
+
+    Example:
+        >>> import numpy as np
+        >>> loss = SmoothedSparseCrossentropy(0.1)
+        >>> round(float(loss(np.array([1]), np.array([[0.5, 0.5]]))), 4)
+        0.6931
+    """
+
+    def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_crossentropy",
+                 **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        depth = y_pred.shape[-1]
+        onehot = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), depth)
+        return keras.losses.categorical_crossentropy(
+            onehot, ops.reshape(y_pred, (-1, depth)), label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}

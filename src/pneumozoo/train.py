@@ -18,7 +18,7 @@ from pneumozoo.data.pipeline import make_dataset
 from pneumozoo.data.records import Record, Task
 from pneumozoo.data.splits import class_weights as balanced_weights
 from pneumozoo.errors import DataError
-from pneumozoo.metrics import PneumoniaAUC
+from pneumozoo.metrics import PneumoniaAUC, SmoothedSparseCrossentropy
 from pneumozoo.models.registry import class_names_of, input_size_of
 from pneumozoo.utils import atomic_path, atomic_write_json
 
@@ -62,7 +62,8 @@ class FitResult:
 
 
 def compile_model(model: keras.Model, *, learning_rate: float = 1e-3, optimizer: str = "adam",
-                  weight_decay: float | None = None, jit_compile: bool | str = "auto") -> None:
+                  weight_decay: float | None = None, jit_compile: bool | str = "auto",
+                  label_smoothing: float = 0.0) -> None:
     """Compile a zoo model with sparse categorical cross-entropy, accuracy and pneumonia AUC.
 
     Args:
@@ -71,6 +72,7 @@ def compile_model(model: keras.Model, *, learning_rate: float = 1e-3, optimizer:
         optimizer: ``adam``, ``adamw``, ``rmsprop`` or ``sgd`` (momentum 0.9).
         weight_decay: Decoupled weight decay for ``adamw``.
         jit_compile: XLA compilation (``"auto"`` lets Keras decide).
+        label_smoothing: Label smoothing of the loss (0 = plain cross-entropy).
 
     Raises:
         UnknownNameError: For an unknown optimizer.
@@ -100,7 +102,8 @@ def compile_model(model: keras.Model, *, learning_rate: float = 1e-3, optimizer:
         opt = keras.optimizers.LossScaleOptimizer(opt)
     model.compile(
         optimizer=opt,
-        loss=keras.losses.SparseCategoricalCrossentropy(),
+        loss=(SmoothedSparseCrossentropy(label_smoothing) if label_smoothing
+              else keras.losses.SparseCategoricalCrossentropy()),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), PneumoniaAUC()],
         jit_compile=jit_compile,
     )
@@ -233,6 +236,7 @@ def fit(
     augment: str | Any | None = "xray",
     class_weight: Literal["balanced"] | dict[int, float] | None = "balanced",
     oversample: bool = False,
+    label_smoothing: float = 0.0,
     schedule: Schedule = "plateau",
     warmup_epochs: int = 0,
     decay_after: int = 20,
@@ -267,6 +271,7 @@ def fit(
         augment: Augmentation preset name or layer, applied on the training split only.
         class_weight: ``"balanced"`` (inverse class frequency), a dict, or None.
         oversample: Repeat minority-class records instead of (or as well as) weighting.
+        label_smoothing: Label smoothing of the cross-entropy (0 = none; 0.1 is common).
         schedule: ``plateau`` (ReduceLROnPlateau on val_loss), ``cosine``, ``exponential``
             (constant, then ``lr * exp(-0.1)`` per epoch after ``decay_after``, as in 000)
             or ``constant``.
@@ -326,7 +331,8 @@ def fit(
             result = replicate_model(model, strategy, lambda m: fit(
                 m, train, validation, epochs=epochs, learning_rate=learning_rate,
                 optimizer=optimizer, batch_size=global_batch, augment=augment, class_weight=cw,
-                oversample=oversample, schedule=schedule, warmup_epochs=warmup_epochs,
+                oversample=oversample, label_smoothing=label_smoothing, schedule=schedule,
+                warmup_epochs=warmup_epochs,
                 decay_after=decay_after, monitor=monitor, early_stopping=early_stopping,
                 checkpoint_dir=worker_ckpt, restore_best=restore_best, cache=cache,
                 strategy=None, jit_compile=jit_compile, callbacks=callbacks, seed=seed,
@@ -340,7 +346,8 @@ def fit(
         validation, model, training=False, batch_size=batch_size, augment=None, cache=cache,
         seed=seed, oversample_minority=False)
 
-    compile_model(model, learning_rate=learning_rate, optimizer=optimizer, jit_compile=jit_compile)
+    compile_model(model, learning_rate=learning_rate, optimizer=optimizer, jit_compile=jit_compile,
+                  label_smoothing=label_smoothing)
     history: dict[str, list[float]] = {}
     initial_epoch = 0
     ckpt: Path | None = Path(checkpoint_dir) if checkpoint_dir else None

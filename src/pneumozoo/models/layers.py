@@ -23,6 +23,10 @@ NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "imagenet": (_IMAGENET_MEAN, _IMAGENET_STD),  # "torch" mode
     "caffe": ((103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),  # BGR, mean only (VGG, ResNet50)
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # the backbone rescales itself
+    # Per-image standardisation: each film to zero mean, unit variance. The (0, 1) entry is
+    # unused; the statistics come from the image itself, which removes the exposure and
+    # contrast differences between X-ray machines and settings.
+    "per-image": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
 
 
@@ -65,7 +69,8 @@ class Normalize(keras.layers.Layer):
     """Map raw pixels (0..255, RGB) to what a backbone expects, inside the graph.
 
     Args:
-        mode: One of ``unit``, ``symmetric``, ``imagenet``, ``caffe`` (BGR), ``none``.
+        mode: One of ``unit``, ``symmetric``, ``imagenet``, ``caffe`` (BGR), ``none`` or
+            ``per-image`` (each image to zero mean and unit standard deviation).
 
     Example:
         >>> import numpy as np
@@ -84,6 +89,13 @@ class Normalize(keras.layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         x = ops.cast(inputs, self.compute_dtype)
+        if self.mode == "per-image":
+            # Statistics in float32 (a 192 px image sums ~110k values; float16 would overflow).
+            x32 = ops.cast(inputs, "float32") / 255.0
+            mean = ops.mean(x32, axis=(1, 2, 3), keepdims=True)
+            std = ops.std(x32, axis=(1, 2, 3), keepdims=True)
+            # A flat image (std 0) maps to zeros instead of NaN.
+            return ops.cast((x32 - mean) / ops.maximum(std, 1.0 / 255.0), self.compute_dtype)
         if self.mode == "caffe":
             x = ops.flip(x, axis=-1)
         mean = ops.convert_to_tensor(self._mean, dtype=self.compute_dtype)

@@ -11,7 +11,7 @@ from typing import Any
 import keras
 
 from pneumozoo.errors import ModelConfigError, UnknownNameError
-from pneumozoo.models.layers import ClassifierOutput, Normalize, Resizing
+from pneumozoo.models.layers import NORMALIZATIONS, ClassifierOutput, Normalize, Resizing
 
 __all__ = [
     "ModelInfo",
@@ -225,6 +225,7 @@ def build_model(
     freeze_backbone: bool = False,
     dropout: float | None = None,
     precision: str = "float32",
+    normalization: str | None = None,
 ) -> keras.Model:
     """Build an architecture of the zoo, ready to train or load weights into.
 
@@ -243,12 +244,15 @@ def build_model(
         dropout: Override the head's dropout rate.
         precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
             (mixed_float16 when a GPU is present).
+        normalization: Override the architecture's input normalisation, one of
+            :data:`pneumozoo.models.layers.NORMALIZATIONS` (e.g. ``per-image``); keep the
+            default with ``weights="imagenet"``, whose backbone expects its own.
 
     Returns:
         An uncompiled ``keras.Model``.
 
     Raises:
-        UnknownNameError: If ``arch`` is not registered.
+        UnknownNameError: If ``arch`` or ``normalization`` is not registered.
         ModelConfigError: If ``weights="imagenet"`` is asked of a model trained from scratch,
             or the architecture cannot be built at ``input_size`` (a ``ValueError``).
 
@@ -270,6 +274,8 @@ def build_model(
     if backbone_weights and not info.pretrainable:
         raise ModelConfigError(f"{arch} is trained from scratch; weights='imagenet' needs one of: "
                          + ", ".join(m.name for m in list_models(pretrainable=True)))
+    if normalization is not None and normalization not in NORMALIZATIONS:
+        raise UnknownNameError("normalization", normalization, list(NORMALIZATIONS))
     kwargs: dict[str, Any] = {"num_classes": num_classes, "input_size": size}
     if dropout is not None:
         kwargs["dropout"] = dropout
@@ -281,7 +287,7 @@ def build_model(
             model = wrap_classifier(
                 lambda x: info.builder(x, **kwargs),
                 input_size=size,
-                normalization=info.normalization,
+                normalization=normalization or info.normalization,
                 class_names=class_names,
                 name=arch,
             )

@@ -87,7 +87,7 @@ def prepare_release(
         preprocessing={
             "input": "RGB (grayscale is repeated), uint8 or float, 0..255, any size",
             "resize": f"bilinear with antialiasing to {size}x{size}, inside the model",
-            "normalization": "inside the model",
+            "normalization": f"{_normalization_of(model)}, inside the model",
             "temperature": round(float(temperature), 6),
             "reader": "pneumozoo.read_xray (EXIF orientation, 16-bit, palette, RGBA, DICOM)",
         },
@@ -118,3 +118,13 @@ def write_release(model: Any, config: PretrainedConfig, folder: str | Path) -> P
     written = save_folder(model, folder, config)
     (Path(folder) / "README.md").write_text(model_card(written), encoding="utf-8")
     return written
+
+
+def _normalization_of(model: Any) -> str:
+    """The mode of the model's :class:`~pneumozoo.models.layers.Normalize` layer."""
+    from pneumozoo.models.layers import Normalize
+
+    for layer in model.layers:
+        if isinstance(layer, Normalize):
+            return layer.mode
+    return "none"

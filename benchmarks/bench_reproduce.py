@@ -1,0 +1,110 @@
+"""Accuracy reproduction: retrain a zoo model from scratch and check its test metrics against
+its model card.
+
+One command per model: ``python benchmarks/bench_reproduce.py xraynet-binary``. It runs the
+model's recipe (``recipes/<name>.py``) into a fresh temporary run folder (no checkpoint to
+resume from, nothing written to the bundled models), then compares every test metric of
+the new model with the released one: a metric reproduces when the new value falls inside
+the released 95% bootstrap interval (resampled by patient). The exit status is 1 when any
+metric falls outside (``--quick``: always 0, the run is too small to mean anything).
+
+``--epochs`` and ``--limit`` shorten the run (the check then says little);
+``--keep DIR`` keeps the retrained model folder and the training log.
+
+Takes as long as the recipe: tens of minutes per model on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C
+
+NAME = "reproduce"
+METRICS = ("accuracy", "sensitivity", "specificity", "f1", "auc", "pr_auc")
+
+
+def compare(released: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per metric: released value and interval, new value, and whether it is inside."""
+    rows = []
+    intervals = released.get("confidence_intervals", {})
+    for metric in METRICS:
+        if metric not in released or metric not in new or metric not in intervals:
+            continue
+        lo, hi = intervals[metric]
+        value = float(new[metric])
+        rows.append({"metric": metric, "released": float(released[metric]), "ci_low": lo,
+                     "ci_high": hi, "reproduced": value, "within_ci": lo <= value <= hi})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = C.parser(__doc__.splitlines()[0])
+    p.add_argument("model", help="a zoo model with a recipe, e.g. xraynet-binary")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    p.add_argument("--limit", type=int, default=None, help="train on N images only")
+    p.add_argument("--released", type=Path, default=None,
+                   help="released model folder (default: the bundled one)")
+    p.add_argument("--keep", type=Path, default=None, help="keep the run and model folder here")
+    args = p.parse_args(argv)
+    recipe = C.REPO / "recipes" / f"{args.model.replace('-', '_')}.py"
+    if not recipe.is_file():
+        names = sorted(q.stem.replace("_", "-") for q in (C.REPO / "recipes").glob("*_*.py"))
+        sys.exit(f"error: no recipe for {args.model!r}; valid: {', '.join(names)}")
+    from pneumozoo.pretrained.registry import BUNDLED_DIR
+
+    released_dir = args.released or BUNDLED_DIR / args.model
+    card = released_dir / "pneumozoo.json"
+    if not card.is_file():
+        sys.exit(f"error: {card} not found: the released model has no config to compare with")
+    C.check_data(args.data)
+    if args.quick:
+        args.epochs = args.epochs or 1
+        args.limit = args.limit or 32
+
+    with tempfile.TemporaryDirectory(prefix="pneumozoo-reproduce-") as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, str(recipe), "--data", str(args.data), "--runs", str(work / "runs"),
+               "--out", str(work / "models")]
+        cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+        cmd += ["--limit", str(args.limit)] if args.limit else []
+        log = work / f"{args.model}.log"
+        print(f"retraining {args.model}: {' '.join(cmd)}\n  log: {log}", flush=True)
+        t0 = time.time()
+        with log.open("w", encoding="utf-8") as fh:
+            code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False).returncode
+        seconds = time.time() - t0
+        if code != 0:
+            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
+            sys.exit(f"error: the recipe failed (exit {code}): {' '.join(tail)}")
+        new = json.loads((work / "models" / args.model / "pneumozoo.json").read_text("utf-8"))
+    released = json.loads(card.read_text(encoding="utf-8"))
+    rows = compare(released["metrics"]["test"], new["metrics"]["test"])
+    reproduced = all(r["within_ci"] for r in rows)
+    result = {"model": args.model, "seconds": seconds, "epochs": new["training"].get("epochs"),
+              "train_images": new["training"].get("train_images"), "rows": rows,
+              "reproduced": reproduced}
+    out = C.write_results(f"{NAME}-{args.model}", args, result)
+    C.print_table(rows, ["metric", "released", "ci_low", "ci_high", "reproduced", "within_ci"],
+                  f"{args.model}: retrained in {seconds:.0f} s, test metrics vs the model card")
+    if reproduced:
+        print("reproduced: every metric inside the released 95% interval")
+    else:
+        outside = ", ".join(r["metric"] for r in rows if not r["within_ci"])
+        print(f"NOT reproduced: {outside} outside the released 95% interval")
+    print(f"-> {out}")
+    if not reproduced and not args.quick:
+        sys.exit(1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
