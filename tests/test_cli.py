@@ -50,6 +50,7 @@ def trained(fixture_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     with contextlib.redirect_stdout(stdout):
         code = main(["train", str(fixture_root), "--arch", "cnn4", "--input-size", "48",
                      "--epochs", "1", "--batch-size", "8", "--precision", "float32",
+                     "--label-smoothing", "0.1", "--normalization", "per-image",
                      "--out", str(out)])
     assert code == 0, stdout.getvalue()
     return out, stdout.getvalue()
@@ -64,7 +65,8 @@ def test_train_writes_checkpoints_and_a_model_folder(trained: tuple[Path, str]) 
     cfg = PretrainedConfig.read(out / "model")
     assert cfg.architecture == "cnn4" and cfg.input_size == 48 and cfg.task == "binary"
     assert cfg.class_names == ("normal", "pneumonia")
-    assert cfg.training["epochs"] == 1
+    assert cfg.training["epochs"] == 1 and cfg.training["label_smoothing"] == 0.1
+    assert cfg.preprocessing["normalization"].startswith("per-image")
     assert set(cfg.files) == {"config.json", "metadata.json", "model.weights.h5"}
 
 
@@ -193,6 +195,10 @@ def test_train_checks_the_data_before_training(tiny_dataset: TinyDataset, tmp_pa
                        capsys)
     assert code == 2
     assert_one_line_error(err, "unknown architecture 'nonet'")
+    code, _, err = run(["train", str(flat), "--normalization", "z", "--out", str(tmp_path / "r")],
+                       capsys)
+    assert code == 2
+    assert_one_line_error(err, "unknown normalization 'z'", "per-image")
 
 
 def test_models_archs_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -146,6 +146,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", default="xray", help="augmentation preset")
     p.add_argument("--schedule", default="cosine", choices=["plateau", "cosine", "exponential", "constant"])
     p.add_argument("--balance", default="weights", choices=["weights", "oversample", "none"])
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="e.g. 0.1 (default: none)")
+    p.add_argument("--normalization", default=None,
+                   help="override the architecture's input normalisation (e.g. per-image)")
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--weights", default=None, help="imagenet, or a checkpoint to start from")
     p.add_argument("--freeze-backbone", action="store_true")
@@ -169,6 +172,12 @@ def _train(args: argparse.Namespace) -> int:
     from pneumozoo.train import fit
 
     get_model_info(args.arch)  # an unknown architecture fails now, not after decoding the data
+    if args.normalization is not None:
+        from pneumozoo.errors import UnknownNameError
+        from pneumozoo.models.layers import NORMALIZATIONS
+
+        if args.normalization not in NORMALIZATIONS:
+            raise UnknownNameError("normalization", args.normalization, list(NORMALIZATIONS))
     strategy = None
     if args.strategy:  # before TensorFlow runs anything (multiworker needs it first)
         from pneumozoo.distribute import get_strategy
@@ -189,12 +198,13 @@ def _train(args: argparse.Namespace) -> int:
     num_classes = 3 if args.task == "3class" else 2
     model = build_model(args.arch, num_classes=num_classes, input_size=args.input_size,
                         weights=args.weights, freeze_backbone=args.freeze_backbone,
-                        precision=args.precision)
+                        precision=args.precision, normalization=args.normalization)
     out = Path(args.out)
     result = fit(model, train, val, epochs=args.epochs, learning_rate=args.learning_rate,
                  batch_size=args.batch_size, augment=args.augment, schedule=args.schedule,
                  class_weight="balanced" if args.balance == "weights" else None,
-                 oversample=args.balance == "oversample", checkpoint_dir=out / "checkpoint",
+                 oversample=args.balance == "oversample", label_smoothing=args.label_smoothing,
+                 checkpoint_dir=out / "checkpoint",
                  strategy=strategy, jit_compile=True if args.jit_compile else "auto",
                  seed=args.seed, verbose=2)
     from pneumozoo.pretrained.release import prepare_release, write_release
@@ -205,6 +215,7 @@ def _train(args: argparse.Namespace) -> int:
         description=f"{args.arch} trained with `pneumozoo train`",
         training={"data": str(root), "epochs": result.epochs, "best_epoch": result.best_epoch,
                   "augment": args.augment, "schedule": args.schedule, "balance": args.balance,
+                  "label_smoothing": args.label_smoothing,
                   "learning_rate": args.learning_rate, "batch_size": args.batch_size},
     )
     from pneumozoo.distribute import is_chief
