@@ -7,7 +7,7 @@ Accuracy is normal-vs-pneumonia at the model's shipped threshold; ``max_abs_diff
 largest change of any probability against Keras, ``agreement`` the share of identical
 decisions. int8 is calibrated on ``--calibration-images`` training films.
 
-Needs the bundled default model (``xraynet-binary``), or ``--model`` (a bundled name, a
+Needs the bundled default model (``xraynet-binary-v2``), or ``--model`` (a bundled name, a
 model folder, a ``.keras`` file, or ``arch@size`` for random weights: speed and size only).
 
 Run: ``python benchmarks/bench_export.py`` (``--quick`` for a smoke run).

@@ -3,7 +3,7 @@
 Both passes run in the same process on the same images, at the model's shipped threshold:
 plain ``evaluate`` vs ``evaluate(tta=True)`` (the views of :mod:`pneumozoo.evaluation.tta`).
 
-    python benchmarks/bench_tta.py [--model xraynet-binary] [--quick]
+    python benchmarks/bench_tta.py [--model NAME] [--quick]
 """
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ from _common import check_data, parser, print_table, write_results
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--model", default="xraynet-binary", help="registry name or model folder")
+    p.add_argument("--model", default=None,
+                   help="registry name or model folder (default: the default model)")
     args = p.parse_args()
     data = check_data(args.data, splits=("test",))
 
     from pneumozoo import evaluate, load_pretrained
     from pneumozoo.data import scan_split
 
+    if args.model is None:
+        from pneumozoo.pretrained.registry import DEFAULT_MODEL
+
+        args.model = DEFAULT_MODEL
     model = load_pretrained(args.model)
     records = scan_split(data, "test")
     if args.quick:

@@ -12,7 +12,7 @@ RECIPE = Recipe(
     augment="xray",
     schedule="cosine",
     warmup_epochs=2,
-    description="pneumozoo's default: fast residual CNN trained from scratch on Kermany train.",
+    description="xraynet v1, the first default (superseded by xraynet-binary-v2): fast residual CNN trained from scratch on Kermany train.",
 )
 
 if __name__ == "__main__":

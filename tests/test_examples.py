@@ -29,7 +29,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 BUNDLED = ROOT / "src" / "pneumozoo" / "pretrained" / "bundled"
-DEFAULT_MODEL = "xraynet-binary"
+DEFAULT_MODEL = "xraynet-binary-v2"
 TIMEOUT = 540
 
 #: example -> files it must write into --out

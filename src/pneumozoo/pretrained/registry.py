@@ -28,7 +28,7 @@ __all__ = [
 #: Where the bundled model folders live inside the installed package.
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 #: Name of the model :func:`load_pretrained` returns when given no name.
-DEFAULT_MODEL = "xraynet-binary"
+DEFAULT_MODEL = "xraynet-binary-v2"
 
 
 @functools.lru_cache(maxsize=1)
