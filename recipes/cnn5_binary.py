@@ -1,4 +1,4 @@
-"""Recipe of cnn5: the 5-block CNN of 001 (150 px, zoom 0.3 + vertical flip, Adam, ReduceLROnPlateau, 3 epochs here for lack of CPU time (001: 10))."""
+"""Recipe of cnn5: the 5-block CNN of 001 (150 px, zoom 0.3 + vertical flip, Adam, ReduceLROnPlateau, 10 epochs)."""
 
 from common import Recipe, main_guard
 
@@ -7,7 +7,7 @@ RECIPE = Recipe(
     arch="cnn5",
     task="binary",
     input_size=150,
-    epochs=3,
+    epochs=10,
     learning_rate=1e-3,
     batch_size=32,
     augment="zoom-vflip",
