@@ -133,7 +133,7 @@ def time_to_target(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Epochs and seconds each bundled model's run took to reach the default's val AUC."""
     import json
 
-    from pneumozoo.pretrained.registry import BUNDLED_DIR, DEFAULT_MODEL
+    from pneumozoo.pretrained.registry import BUNDLED_DIR, DEFAULT_MODEL, list_pretrained
 
     def history(name: str) -> dict[str, list[float]] | None:
         path = BUNDLED_DIR / name / "history.json"
@@ -146,15 +146,14 @@ def time_to_target(rows: list[dict[str, Any]]) -> dict[str, Any]:
     epoch_s = {r["arch"]: r["epoch_s"] for r in rows
                if r["precision"] == "float32" and r["xla"] == "off"}
     out = []
-    for folder in sorted(p for p in BUNDLED_DIR.iterdir() if (p / "pneumozoo.json").is_file()):
-        hist = history(folder.name)
-        config = json.loads((folder / "pneumozoo.json").read_text(encoding="utf-8"))
-        spec = f"{config['architecture']}@{config['input_size']}"
+    for config in sorted(list_pretrained(), key=lambda c: c.name):
+        hist = history(config.name)
+        spec = f"{config.architecture}@{config.input_size}"
         if not hist or not hist.get("val_auc") or spec not in epoch_s:
             continue
         reached = [i + 1 for i, v in enumerate(hist["val_auc"]) if v >= target]
         epochs = reached[0] if reached else None
-        out.append({"model": folder.name, "arch": spec, "epochs_run": len(hist["val_auc"]),
+        out.append({"model": config.name, "arch": spec, "epochs_run": len(hist["val_auc"]),
                     "best_val_auc": max(hist["val_auc"]), "epochs_to_target": epochs,
                     "epoch_s": epoch_s[spec],
                     "seconds_to_target": epochs * epoch_s[spec] if epochs else None})

@@ -88,7 +88,6 @@ class Normalize(keras.layers.Layer):
         self._scale = tuple(1.0 / s for s in std)
 
     def call(self, inputs: Any) -> Any:
-        x = ops.cast(inputs, self.compute_dtype)
         if self.mode == "per-image":
             # Statistics in float32 (a 192 px image sums ~110k values; float16 would overflow).
             x32 = ops.cast(inputs, "float32") / 255.0
@@ -96,6 +95,7 @@ class Normalize(keras.layers.Layer):
             std = ops.std(x32, axis=(1, 2, 3), keepdims=True)
             # A flat image (std 0) maps to zeros instead of NaN.
             return ops.cast((x32 - mean) / ops.maximum(std, 1.0 / 255.0), self.compute_dtype)
+        x = ops.cast(inputs, self.compute_dtype)
         if self.mode == "caffe":
             x = ops.flip(x, axis=-1)
         mean = ops.convert_to_tensor(self._mean, dtype=self.compute_dtype)
