@@ -405,6 +405,13 @@ def test_pipeline_decodes_gray_rgba_palette_and_16bit_png(tmp_path: Path) -> Non
     np.testing.assert_array_equal(x[by_name["person1_virus_1.png"]].reshape(-1, 3)[0], [10, 20, 30])
     np.testing.assert_array_equal(x[by_name["person2_bacteria_2.png"]].reshape(-1, 3)[5],
                                   [10, 200, 30])
+    # Training pipelines keep one channel: films exactly, colour files as PIL's luminance.
+    for color, want_rgba in ((False, [18] * 3), (True, [10, 20, 30])):
+        xt, _ = collect(make_dataset(records, input_size=20, cache=False, training=True,
+                                      shuffle_buffer=1, color=color))
+        assert xt.shape == (4, 20, 20, 3) and xt.dtype == np.float32
+        np.testing.assert_array_equal(xt[by_name["IM-0002-0001.png"]], 77)
+        np.testing.assert_array_equal(xt[by_name["person1_virus_1.png"]].reshape(-1, 3)[0], want_rgba)
 
 
 # --- validation before training ------------------------------------------------------------

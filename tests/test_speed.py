@@ -104,20 +104,27 @@ def test_grayscale_batches_are_augmented_on_one_channel_with_the_same_result() -
     import tensorflow as tf
 
     from pneumozoo.augment import get_preset
-    from pneumozoo.data.pipeline import _augment_batch
+    from pneumozoo.data.pipeline import _to_model_input
 
     rng = np.random.default_rng(0)
-    gray = tf.constant(np.repeat(rng.uniform(0, 255, (4, 40, 40, 1)), 3, axis=-1), tf.float32)
-    colour = tf.constant(rng.uniform(0, 255, (4, 40, 40, 3)), tf.float32)
-    fast = tf.function(lambda x, layer: _augment_batch(layer, x, True))
+    one = rng.integers(0, 256, (4, 40, 40, 1)).astype(np.uint8)
+    gray = np.repeat(one, 3, axis=-1)
+    colour = rng.integers(0, 256, (4, 40, 40, 3)).astype(np.uint8)
+    fast = tf.function(lambda x, layer, preset: _to_model_input(x, layer, preset))
     for name in ("xray", "affine-sharpen"):
-        one, three = get_preset(name, seed=5), get_preset(name, seed=5)
-        got = fast(gray, one).numpy()
-        want = three(gray, training=True).numpy()
+        got = fast(tf.constant(one), get_preset(name, seed=5), True).numpy()
+        want = get_preset(name, seed=5)(gray.astype(np.float32), training=True).numpy()
+        assert got.shape == want.shape == (4, 40, 40, 3)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)  # float rounding
-        assert np.abs(got - gray.numpy()).max() > 1.0  # it did augment
-        # Colour batches keep their channels.
-        got_c = fast(colour, get_preset(name, seed=5)).numpy()
-        want_c = get_preset(name, seed=5)(colour, training=True).numpy()
+        assert np.abs(got - gray).max() > 1.0  # it did augment
+        # Colour batches keep their channels; a user's layer always sees RGB.
+        got_c = fast(tf.constant(colour), get_preset(name, seed=5), True).numpy()
+        want_c = get_preset(name, seed=5)(colour.astype(np.float32), training=True).numpy()
         np.testing.assert_allclose(got_c, want_c, rtol=1e-4, atol=1e-3)
         assert np.abs(got_c[..., 0] - got_c[..., 1]).max() > 1.0
+    seen: list[tuple[int, ...]] = []
+    record = lambda x, training: seen.append(tuple(x.shape)) or x  # noqa: E731
+    _to_model_input(tf.constant(one), record, False)
+    assert seen == [(4, 40, 40, 3)]
+    plain = _to_model_input(tf.constant(one), None, True).numpy()
+    np.testing.assert_array_equal(plain, gray)

@@ -2,7 +2,8 @@
 
 Decoding goes through :func:`pneumozoo.read_xray`, the same reader ``predict`` uses, so
 training and inference see identical pixels (EXIF, 16-bit, palette, DICOM included); resizing
-uses :func:`resize_images`, which the models also use in their graph.
+uses :func:`resize_images`, which the models also use in their graph. Training pipelines
+carry one channel per film (radiographs are grayscale) and hand the model RGB at the end.
 """
 
 from __future__ import annotations
@@ -64,14 +65,25 @@ def decode_resize(path: str | Path, size: int) -> np.ndarray:
     return np.asarray(tf.cast(tf.round(tf.clip_by_value(out, 0.0, 255.0)), tf.uint8))
 
 
-def _load(path: tf.Tensor, size: int) -> tf.Tensor:
+def _luminance(image: np.ndarray) -> np.ndarray:
+    """One channel: the film itself when R = G = B, else ITU-R 601 luma (PIL's ``L``)."""
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    if np.array_equal(r, g) and np.array_equal(r, b):
+        return image[..., :1]
+    r32, g32, b32 = (c.astype(np.uint32) for c in (r, g, b))
+    luma = (r32 * 19595 + g32 * 38470 + b32 * 7471 + 0x8000) >> 16  # PIL's integer formula
+    return luma.astype(np.uint8)[..., None]
+
+
+def _load(path: tf.Tensor, size: int, channels: int) -> tf.Tensor:
     def py_read(p: bytes) -> np.ndarray:
-        return read_xray(p.decode("utf-8"))
+        image = read_xray(p.decode("utf-8"))
+        return _luminance(image) if channels == 1 else image
 
     # Decoding in Python (PIL releases the GIL) keeps one reader for every format;
     # resizing stays in the graph, where it runs in parallel without the GIL.
     image = tf.numpy_function(py_read, [path], tf.uint8, stateful=False)
-    image.set_shape((None, None, 3))
+    image.set_shape((None, None, channels))
     resized = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
     return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
 
@@ -89,6 +101,7 @@ def make_dataset(
     seed: int = 0,
     drop_remainder: bool = False,
     repeat: bool = False,
+    color: bool = False,
 ) -> tf.data.Dataset:
     """A batched ``tf.data.Dataset`` of ``(images, labels)`` for training or evaluation.
 
@@ -106,11 +119,18 @@ def make_dataset(
         augment: A preset name (see :func:`pneumozoo.augment.list_presets`) or a Keras layer;
             only used when ``training`` is true.
         cache: ``True`` keeps decoded, resized ``uint8`` images in memory after the first
-            epoch; a path caches them on disk there; ``False`` decodes every epoch.
+            epoch; a path caches them on disk in files starting with that path;
+            ``False`` decodes every epoch.
         shuffle_buffer: Shuffle buffer size; defaults to the whole set.
         seed: Seed for shuffling and augmentation.
         drop_remainder: Drop the last partial batch (needed by some distribution setups).
         repeat: Repeat forever (pair with ``steps_per_epoch``).
+        color: Keep colour in a training pipeline. By default training pipelines keep one
+            channel per film through the cache and augmentation and repeat it to RGB at
+            the end: radiographs are grayscale (R = G = B, kept exactly), and one channel is
+            a third of the memory and of the augmentation work. Colour files, if any, are
+            then converted to luminance (PIL's ``L``). Evaluation pipelines always keep the
+            file's colours, as :func:`pneumozoo.predict` does.
 
     Returns:
         The dataset; it reads files lazily, in parallel, and prefetches.
@@ -129,26 +149,24 @@ def make_dataset(
     """
     y = np.asarray(targets(records, task), dtype=np.int32)
     paths = [str(r.path) for r in records]
+    channels = 1 if training and not color else 3
     ds = tf.data.Dataset.from_tensor_slices((paths, y))
-    ds = ds.map(lambda p, label: (_load(p, input_size), label),
+    ds = ds.map(lambda p, label: (_load(p, input_size, channels), label),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache is True:
         ds = ds.cache()
     elif cache:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        ds = ds.cache(str(cache))
+        ds = ds.cache(f"{cache}-{channels}ch")  # a cache of the other layout is not reused
     if training:
         ds = ds.shuffle(shuffle_buffer or max(len(paths), 1), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(lambda x, label: (tf.cast(x, tf.float32), label), num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augment is not None:
-        layer = _augment_layer(augment, seed)
-        if layer is not None:
-            preset = isinstance(augment, str)  # presets treat every channel alike
-            ds = ds.map(lambda x, label: (_augment_batch(layer, x, preset), label),
-                        num_parallel_calls=tf.data.AUTOTUNE)
+    layer = _augment_layer(augment, seed) if training else None
+    preset = isinstance(augment, str)
+    ds = ds.map(lambda x, label: (_to_model_input(x, layer, preset), label),
+                num_parallel_calls=tf.data.AUTOTUNE)
     # Under tf.distribute, shard by element, never by file: the source is a tensor of file
     # names, not a file-reading dataset, so FILE sharding cannot apply (AUTO would try it and
     # fall back with a warning), and DATA gives every worker the same number of batches.
@@ -157,24 +175,27 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def _augment_batch(layer: Any, images: tf.Tensor, channel_agnostic: bool) -> tf.Tensor:
-    """Augment a float batch; grayscale batches of a preset run on one channel.
+def _to_model_input(images: tf.Tensor, layer: Any, channel_agnostic: bool) -> tf.Tensor:
+    """A uint8 batch of one or three channels -> augmented float32 RGB.
 
-    Films read by :func:`pneumozoo.read_xray` are grayscale (R = G = B), and the presets
-    draw one transform per image, not per channel, so augmenting the first channel and
-    tiling it back gives the same pixels for a third of the work (augmentation is what an
-    epoch from the cache costs). Colour batches, and layers passed by the user (which may
-    be colour-specific), take the ordinary path.
+    The presets draw one transform per image, not per channel, so a one-channel batch is
+    augmented before it is repeated to RGB (the same pixels for a third of the work: the
+    augmentation is what an epoch from the cache costs). A layer passed by the user may be
+    colour-specific, so it sees the RGB batch.
     """
-    if not channel_agnostic:
-        return layer(images, training=True)
-    gray = tf.reduce_all(tf.equal(images[..., :1], images))
-    return tf.cond(gray,
-                   lambda: tf.repeat(layer(images[..., :1], training=True), 3, axis=-1),
-                   lambda: layer(images, training=True))
+    x = tf.cast(images, tf.float32)
+    if layer is not None and channel_agnostic:
+        x = layer(x, training=True)
+    if x.shape[-1] == 1:
+        x = tf.repeat(x, 3, axis=-1)
+    if layer is not None and not channel_agnostic:
+        x = layer(x, training=True)
+    return x
 
 
 def _augment_layer(augment: Any, seed: int) -> Any:
+    if augment is None:
+        return None
     if isinstance(augment, str):
         if augment == "none":
             return None
