@@ -7,6 +7,8 @@ import contextlib
 import io
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -223,3 +225,15 @@ def test_version_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
         main(["predict"])  # no paths
     assert e.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_is_not_a_failure() -> None:
+    # `pneumozoo ... | head -1`: the pipe closes before the output is written.
+    code = "import sys; from pneumozoo.cli import main; sys.exit(main(['models', '--json']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0, err[-2000:]
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -4,6 +4,8 @@ pipeline and validation before training."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -471,3 +473,14 @@ def test_validate_records_3class_needs_subtypes(tiny_dataset: TinyDataset) -> No
         validate_records(records, task="3class")
     with pytest.raises(DataError, match="virus=0"):
         validate_records([r for r in records if r.subtype in (0, 1)], task="3class")
+
+
+def test_records_and_download_do_not_import_tensorflow() -> None:
+    code = ("import sys\n"
+            "import pneumozoo.data as d\n"
+            "d.scan_folder; d.patient_split; d.download_kermany\n"
+            "assert 'tensorflow' not in sys.modules, 'imported too early'\n"
+            "from pneumozoo.data import make_dataset\n"
+            "assert callable(make_dataset) and 'tensorflow' in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -1,6 +1,6 @@
 """The ``pneumozoo`` command: a thin layer over the public functions.
 
-Exit status: 0 when everything succeeded; 1 when some inputs could not be read (the others
+Exit status: 0 when everything succeeded (or the reader of a pipe stopped early); 1 when some inputs could not be read (the others
 are still processed and reported); 2 for a usage error or a fatal error (unknown model,
 missing folder, failed download), printed as one line without a traceback.
 """
@@ -432,7 +432,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pneumozoo.errors import PneumozooError
 
     try:
-        return int(args.handler(args))
+        status = int(args.handler(args))
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
+        return status
+    except BrokenPipeError:
+        # The reader stopped early (``| head``), which is not a failure. Point stdout at
+        # /dev/null so the interpreter's last flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except PneumozooError as e:
         _err(str(e))
         return EXIT_ERROR

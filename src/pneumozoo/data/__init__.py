@@ -1,7 +1,12 @@
-"""Datasets in the Kermany layout: records, patient-wise splits, balance, the tf.data pipeline."""
+"""Datasets in the Kermany layout: records, patient-wise splits, balance, the tf.data pipeline.
+
+The pipeline's names are imported on first use: they need TensorFlow, and records, splits
+and the download do not (``pneumozoo data download`` starts in a second, not ten).
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from pneumozoo.data.download import download_kermany
-from pneumozoo.data.pipeline import decode_resize, make_dataset, resize_images
 from pneumozoo.data.records import (
     BINARY_CLASSES,
     TASKS,
@@ -42,3 +47,17 @@ __all__ = [
     "targets",
     "validate_records",
 ]
+
+_PIPELINE = ("decode_resize", "make_dataset", "resize_images")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PIPELINE:
+        from pneumozoo.data import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'pneumozoo.data' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pneumozoo.data.pipeline import decode_resize, make_dataset, resize_images
