@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from pneumozoo.data.records import Record, Task, targets
 from pneumozoo.io import read_xray
@@ -70,9 +71,7 @@ def _luminance(image: np.ndarray) -> np.ndarray:
     r, g, b = image[..., 0], image[..., 1], image[..., 2]
     if np.array_equal(r, g) and np.array_equal(r, b):
         return image[..., :1]
-    r32, g32, b32 = (c.astype(np.uint32) for c in (r, g, b))
-    luma = (r32 * 19595 + g32 * 38470 + b32 * 7471 + 0x8000) >> 16  # PIL's integer formula
-    return luma.astype(np.uint8)[..., None]
+    return np.asarray(Image.fromarray(image).convert("L"))[..., None]
 
 
 def _load(path: tf.Tensor, size: int, channels: int) -> tf.Tensor:
