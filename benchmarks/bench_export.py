@@ -56,25 +56,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
-    from pneumozoo.data import resize_images, scan_split, targets
+    from pneumozoo.data import scan_split, targets
     from pneumozoo.export import EXPORT_FORMATS, TFLiteModel, calibration_images, export_model
     from pneumozoo.io import read_xray
-    from pneumozoo.models import input_size_of
 
     model, desc = C.load_model_spec(spec)
-    size = input_size_of(model)
-    cfg = getattr(model, "pneumozoo_config", None)
-    threshold = float(cfg.threshold) if cfg is not None else 0.5
+    size, threshold = model.input_size, float(model.threshold)
     records = scan_split(data, "test")
     limit = args.images or (16 if args.quick else None)
     if limit is not None and len(records) > limit:
         step = len(records) / limit
         records = [records[int(i * step)] for i in range(limit)]
     y = np.asarray(targets(records, "binary"))
-    x = np.stack([np.asarray(resize_images(read_xray(r.path), size)) for r in records])
-    x = x.astype(np.float32)
+    x = np.stack([model.prepare(read_xray(r.path)) for r in records])  # as predict prepares
+    x = np.repeat(x, 3 // x.shape[-1], axis=-1).astype(np.float32)
     n_calib = args.calibration_images or (8 if args.quick else 200)
-    calib = calibration_images(data / "train", size, limit=n_calib)
+    calib = calibration_images(data / "train", model.preprocessor, limit=n_calib)
 
     def throughput(predict: Any) -> tuple[float, list[float], np.ndarray]:
         out = np.concatenate([predict(x[i:i + BATCH]) for i in range(0, len(x), BATCH)])

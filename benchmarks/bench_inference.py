@@ -103,9 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import numpy as np
 
     import pneumozoo
-    from pneumozoo.data import resize_images
     from pneumozoo.io import read_xray
-    from pneumozoo.models import input_size_of
     from pneumozoo.pretrained import DEFAULT_MODEL, list_pretrained
 
     bundled = [c.name for c in list_pretrained()]
@@ -145,8 +143,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
         for spec in specs:
             model, desc = C.load_model_spec(spec)
-            size = input_size_of(model)
-            at_size = np.asarray(resize_images(images, size)).astype(np.uint8)
+            pixels = np.asarray(model.preprocessor.to_pixels(images))  # as predict prepares
+            at_size = np.repeat(pixels, 3 // pixels.shape[-1], axis=-1).astype(np.uint8)
             variants: list[tuple[str, Any, Any]] = [("keras", model, images)]
             if args.jit:
                 jit_model, _ = C.load_model_spec(spec)

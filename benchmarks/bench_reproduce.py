@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     released = json.loads(card.read_text(encoding="utf-8"))
     rows = compare(released["metrics"]["test"], new["metrics"]["test"])
     reproduced = all(r["within_ci"] for r in rows)
-    result = {"model": args.model, "seconds": seconds, "epochs": new["training"].get("epochs"),
+    result = {"model": args.model, "seconds": seconds, "epochs": new["training"].get("epochs_run", new["training"].get("epochs")),
               "train_images": new["training"].get("train_images"), "rows": rows,
               "reproduced": reproduced}
     out = C.write_results(f"{NAME}-{args.model}", args, result)

@@ -38,7 +38,9 @@ SRC = ROOT / "src"
 HARD = ("missing", "args", "returns")
 SOFT = ("raises", "example")
 _KERAS_OVERRIDES = {"call", "build", "get_config", "from_config", "compute_output_shape",
-                    "update_state", "result", "reset_state", "on_epoch_end", "on_train_begin"}
+                    "update_state", "result", "reset_state", "on_epoch_end", "on_train_begin",
+                    "make_predict_function", "make_test_function", "make_train_function",
+                    "train_step", "test_step", "predict_step"}
 
 
 @dataclass(frozen=True, order=True)

@@ -14,14 +14,23 @@ hand:
   top-level ``pneumozoo`` names;
 * the list of example scripts (their module docstrings) and the changelog (``CHANGELOG.md``).
 
+* the common mistakes of ``docs/mistakes.py``, each run, with the message pneumozoo gives.
+
 Pages ask for generated content with a marker line such as ``<!-- gen:zoo -->``; an unknown
-marker fails the build. Nothing here needs a bundled model, a network or a GPU: with no model
-bundled, the zoo page says so. Run ``mkdocs build --strict`` from the repository root.
+marker fails the build. The generated sections are checked in, so the Markdown sources read
+like the site: ``python docs/hooks.py --write`` writes each between ``<!-- gen:NAME -->`` and
+``<!-- /gen:NAME -->`` (``--check`` lists the stale pages; ``tests/test_docs_generated.py``
+fails on them), and the build regenerates them. Build-time only (:data:`BUILD_ONLY`, plus the
+generated pages): the augmentation previews (PNGs), the changelog (``CHANGELOG.md`` is its
+readable source), the API reference pages and the model card pages (the cards are the
+``README.md`` of each bundled model folder).
+
+Nothing here needs a bundled model, a network or a GPU: with no model bundled, the zoo page
+says so. Run ``mkdocs build --strict`` from the repository root.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import json
@@ -34,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 SRC = ROOT / "src"
 BUNDLED = SRC / "pneumozoo" / "pretrained" / "bundled"
 EXAMPLES = ROOT / "examples"
@@ -56,6 +66,7 @@ API_MODULES: list[tuple[str, str]] = [
     ("pneumozoo.data.download", "data.download"),
     ("pneumozoo.augment", "augment"),
     ("pneumozoo.models", "models"),
+    ("pneumozoo.recipe", "recipe: training recipes"),
     ("pneumozoo.train", "train"),
     ("pneumozoo.distribute", "distribute"),
     ("pneumozoo.metrics", "metrics (Keras)"),
@@ -66,6 +77,8 @@ API_MODULES: list[tuple[str, str]] = [
     ("pneumozoo.evaluation.tta", "evaluation.tta"),
     ("pneumozoo.evaluation.enrich", "evaluation.enrich"),
     ("pneumozoo.prediction", "predict"),
+    ("pneumozoo.guard", "guard: the domain guard"),
+    ("pneumozoo.adapt", "adapt: site adaptation"),
     ("pneumozoo.explain", "explain"),
     ("pneumozoo.plot", "plot"),
     ("pneumozoo.pretrained", "pretrained"),
@@ -567,48 +580,24 @@ def module_section(page: str, args: str) -> str:
     return "\n".join(lines)
 
 
-def _recipe_defaults() -> dict[str, Any]:
-    import ast
-
-    path = ROOT / "recipes" / "common.py"
-    if not path.is_file():
-        return {}
-    out: dict[str, Any] = {}
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ClassDef) and node.name == "Recipe":
-            for item in node.body:
-                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) \
-                        and item.value is not None:
-                    with contextlib.suppress(ValueError):
-                        out[item.target.id] = ast.literal_eval(item.value)
-    return out
-
-
 def recipes() -> list[dict[str, Any]]:
-    """Every ``RECIPE = Recipe(...)`` of ``recipes/*.py``, with the dataclass defaults filled in."""
-    import ast
+    """Every zoo recipe (``pneumozoo.recipe.ZOO_RECIPES``) as a dict, with the script that
+    runs it (``recipes/<name>.py``) when there is one."""
+    _import_src()
+    from pneumozoo.recipe import list_recipes
 
-    defaults = _recipe_defaults()
     found = []
-    for path in sorted((ROOT / "recipes").glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in tree.body:
-            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
-                    and getattr(node.value.func, "id", "") == "Recipe"):
-                values = dict(defaults)
-                for kw in node.value.keywords:
-                    try:
-                        values[str(kw.arg)] = ast.literal_eval(kw.value)
-                    except ValueError:
-                        values[str(kw.arg)] = ast.unparse(kw.value)
-                values["script"] = f"recipes/{path.name}"
-                found.append(values)
+    for recipe in list_recipes():
+        values = recipe.to_dict()
+        script = ROOT / "recipes" / (recipe.name.replace("-", "_") + ".py")
+        values["script"] = f"recipes/{script.name}" if script.is_file() else ""
+        found.append(values)
     return found
 
 
 def recipes_table(page: str = "reproducing.md") -> str:
-    """Markdown table of the training recipes (read from the scripts, not imported)."""
-    rows = ["| script | model | architecture | task | input | epochs | batch | optimizer | "
+    """Markdown table of the zoo's training recipes (``pneumozoo.recipe.ZOO_RECIPES``)."""
+    rows = ["| model | script | architecture | task | input | epochs | batch | optimizer | "
             "schedule | augmentation | class balance | starts from |",
             "|" + "---|" * 12]
     for r in recipes():
@@ -616,7 +605,8 @@ def recipes_table(page: str = "reproducing.md") -> str:
             "balanced weights" if r.get("class_weight") else "none")
         warm = r.get("warmup_epochs") or 0
         schedule = str(r.get("schedule", "")) + (f" ({warm} warm-up)" if warm else "")
-        cells = [f"`{r['script']}`", f"`{r.get('name', '')}`", f"`{r.get('arch', '')}`",
+        cells = [f"`{r.get('name', '')}`", f"`{r['script']}`" if r["script"] else "-",
+                 f"`{r.get('arch', '')}`",
                  r.get("task", ""), f"{r.get('input_size', '')} px", r.get("epochs", ""),
                  r.get("batch_size", ""), f"{r.get('optimizer', '')} {r.get('learning_rate', '')}",
                  schedule, f"`{r.get('augment', '')}`", balance,
@@ -654,33 +644,138 @@ def benchmarks_section(page: str = "reproducing.md") -> str:
     return "\n".join(lines)
 
 
+def preset_previews_section(page: str) -> str:
+    """One preview strip per augmentation preset (images made at build time)."""
+    images = preset_previews()
+    if not images:
+        return ""
+    _import_src()
+    from pneumozoo.augment import list_presets
+
+    rows = [f"Each strip shows one test film ({PREVIEW_SIZE} px) unchanged, then "
+            f"{PREVIEW_SAMPLES} draws of the preset with `seed=0` (generated when these "
+            "docs were built).", ""]
+    for name in list_presets():
+        if name in images:
+            rows += [f"**`{name}`**", "", f"![{name} preview]({_rel(page, preview_path(name))})", ""]
+    return "\n".join(rows).rstrip()
+
+
+def mistakes_section(page: str = "guide/mistakes.md") -> str:
+    """The common mistakes of ``docs/mistakes.py``, each run, with the message it gives."""
+    import importlib.util
+
+    _import_src()
+    spec = importlib.util.spec_from_file_location("pneumozoo_docs_mistakes",
+                                                  Path(__file__).with_name("mistakes.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return str(module.markdown())
+
+
 MARKERS: dict[str, Callable[..., str]] = {
     "architectures": lambda page: architectures_table(),
     "module": module_section,
     "recipes": lambda page: recipes_table(page),
     "benchmarks": lambda page: benchmarks_section(page),
-    "presets": lambda page: presets_table(page),
+    "presets": lambda page: presets_table(page, previews=False),
+    "preset-previews": preset_previews_section,
     "zoo": lambda page: zoo_table(page),
     "cli": lambda page: cli_reference(),
     "exports": lambda page: exports_table(page),
     "api-modules": lambda page: api_modules_list(page),
     "examples": lambda page: examples_list(page),
     "changelog": lambda page: changelog_markdown(),
+    "mistakes": mistakes_section,
 }
+#: Sections generated at build time only, never written into the Markdown sources: the
+#: preview strips (their PNGs exist only in the built site) and the changelog (a copy of
+#: ``CHANGELOG.md``, which is readable as it is). Every other section is checked in between
+#: ``<!-- gen:NAME -->`` and ``<!-- /gen:NAME -->`` and refreshed by
+#: ``python docs/hooks.py --write``.
+BUILD_ONLY = frozenset({"preset-previews", "changelog"})
+WRITE_COMMAND = "python docs/hooks.py --write"
+
 _MARKER = re.compile(r"^<!-- gen:([a-z-]+)(?: ([^>]*?))? -->$", re.MULTILINE)
+_BLOCK = re.compile(r"^<!-- gen:(?P<name>[a-z-]+)(?: (?P<args>[^>]*?))? -->\n"
+                    r"(?P<body>.*?)^<!-- /gen:(?P=name) -->$", re.MULTILINE | re.DOTALL)
+
+
+def _generate(name: str, args: str | None, page: str) -> str:
+    if name not in MARKERS:
+        raise ValueError(f"{page}: unknown generated-content marker {name!r}; "
+                         f"valid: {', '.join(sorted(MARKERS))}")
+    return (MARKERS[name](page, args) if args else MARKERS[name](page)).strip("\n")
+
+
+def _pieces(markdown: str) -> list[tuple[str, re.Match[str] | None]]:
+    """The page cut into plain text and checked-in ``gen:`` blocks, in order."""
+    out: list[tuple[str, re.Match[str] | None]] = []
+    pos = 0
+    for m in _BLOCK.finditer(markdown):
+        out.append((markdown[pos:m.start()], None))
+        out.append((m.group(0), m))
+        pos = m.end()
+    out.append((markdown[pos:], None))
+    return out
 
 
 def render_markers(markdown: str, page: str) -> str:
-    """Replace every ``<!-- gen:NAME -->`` line of a page by its generated markdown."""
+    """The page as the site shows it: every ``gen:`` block and marker line replaced by freshly
+    generated markdown (a stale checked-in block is regenerated, never shown)."""
 
-    def repl(m: re.Match[str]) -> str:
-        name, args = m.group(1), m.group(2)
-        if name not in MARKERS:
-            raise ValueError(f"{page}: unknown generated-content marker {name!r}; "
-                             f"valid: {', '.join(sorted(MARKERS))}")
-        return MARKERS[name](page, args) if args else MARKERS[name](page)
+    def line(m: re.Match[str]) -> str:
+        return _generate(m.group(1), m.group(2), page)
 
-    return _MARKER.sub(repl, markdown)
+    parts = []
+    for text, block in _pieces(markdown):
+        if block is None:
+            parts.append(_MARKER.sub(line, text))
+        else:
+            parts.append(_generate(block["name"], block["args"], page))
+    return "".join(parts)
+
+
+def written_markers(markdown: str, page: str) -> str:
+    """The page as it should be checked in: every ``gen:`` section (but :data:`BUILD_ONLY`)
+    between its markers, freshly generated. A lone marker line becomes such a block."""
+
+    def block(name: str, args: str | None) -> str:
+        opening = f"<!-- gen:{name}{' ' + args if args else ''} -->"
+        body = _generate(name, args, page)
+        return f"{opening}\n\n{body}\n\n<!-- /gen:{name} -->" if body else (
+            f"{opening}\n<!-- /gen:{name} -->")
+
+    def line(m: re.Match[str]) -> str:
+        return m.group(0) if m.group(1) in BUILD_ONLY else block(m.group(1), m.group(2))
+
+    parts = []
+    for text, m in _pieces(markdown):
+        parts.append(_MARKER.sub(line, text) if m is None else block(m["name"], m["args"]))
+    return "".join(parts)
+
+
+def generated_pages() -> list[Path]:
+    """The Markdown sources under ``docs/`` that ask for generated content."""
+    return [p for p in sorted(DOCS.rglob("*.md"))
+            if _MARKER.search(p.read_text(encoding="utf-8"))]
+
+
+def stale_pages(write: bool = False) -> list[str]:
+    """Docs pages whose checked-in ``gen:`` sections differ from what the code generates now
+    (rewritten in place when ``write``)."""
+    stale = []
+    for path in generated_pages():
+        page = path.relative_to(DOCS).as_posix()
+        text = path.read_text(encoding="utf-8")
+        fresh = written_markers(text, page)
+        if fresh != text:
+            stale.append(page)
+            if write:
+                path.write_text(fresh, encoding="utf-8")
+    return stale
 
 
 # --------------------------------------------------------------------------------------------
@@ -732,3 +827,23 @@ def on_files(files: Any, config: Any) -> Any:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Fill the ``<!-- gen:NAME -->`` markers of a page."""
     return render_markers(markdown, page.file.src_uri)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python docs/hooks.py --write`` refreshes the checked-in ``gen:`` sections of the
+    Markdown sources; ``--check`` lists the stale pages (exit status 1 if any)."""
+    write = "--write" in argv
+    if not write and "--check" not in argv:
+        print("usage: python docs/hooks.py --write | --check", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING)
+    stale = stale_pages(write=write)
+    for page in stale:
+        print(f"{'rewrote' if write else 'stale'}: docs/{page}")
+    if not stale:
+        print("every generated section is up to date")
+    return 1 if stale and not write else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -59,7 +59,6 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import pneumozoo
     from pneumozoo.data import scan_folder
-    from pneumozoo.models import class_names_of
     from pneumozoo.plot import plot_predictions, require_matplotlib
 
     require_matplotlib()  # fail before the model runs if the plot extra is missing
@@ -79,8 +78,8 @@ def main() -> None:
     records = scan_folder(args.data)
     records = records[:: max(1, len(records) // 8)][:8]  # 8 films spread over both classes
     predictions = pneumozoo.predict(model, [r.path for r in records])
-    names = class_names_of(model)
-    task = "3class" if len(names) == 3 else "binary"
+    names = model.class_names
+    task = model.task
     truth = [names[r.target(task)] if r.target(task) >= 0 else "pneumonia" for r in records]
     plot_predictions([r.path for r in records], predictions, truth,
                      report_dir / "predictions.png", class_names=names)

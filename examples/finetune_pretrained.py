@@ -1,9 +1,11 @@
 """Fine-tune the default pretrained model on your own labelled folder.
 
 Starts from pneumozoo's default model, trains it a few epochs with a small learning rate on
-your films, then re-fits the calibration (softmax temperature) and re-chooses the decision
-threshold on a patient-wise validation split of *your* data, and writes a new model folder
-(with a model card) that ``pneumozoo.load_pretrained`` and ``pneumozoo push_to_hub`` take.
+your films; ``pneumozoo.fit`` then re-fits the calibration (softmax temperature), re-chooses
+the decision threshold and fits the domain guard on a patient-wise validation split of
+*your* data (the old model's settings never carry over), and the script writes a new model
+folder (with a model card) that ``pneumozoo.load_pretrained`` and ``pneumozoo push_to_hub``
+take.
 
 Your folder needs ``NORMAL/`` and ``PNEUMONIA/`` class folders, either directly or under
 ``train/`` (and optionally ``test/``, evaluated at the end):
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +50,17 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def load_start_model(name: str | None, fast: bool) -> Any:
-    """The model to fine-tune; --fast without a bundled model uses a fresh tiny cnn4."""
+def load_start_model(name: str | None, fast: bool) -> tuple[Any, str, str]:
+    """The model to fine-tune, its name and architecture; --fast without a bundled model uses
+    a fresh tiny cnn4."""
     import pneumozoo
-    from pneumozoo.pretrained import PretrainedConfig
+    from pneumozoo.pretrained import DEFAULT_MODEL
 
     if name is not None or pneumozoo.list_pretrained() or not fast:
-        return pneumozoo.load_pretrained(name)
+        model = pneumozoo.load_pretrained(name)
+        return model, str(name or DEFAULT_MODEL), model.name
     print("note: no pretrained model is bundled in this checkout; --fast fine-tunes a fresh cnn4")
-    model = pneumozoo.build_model("cnn4", input_size=64)
-    model.pneumozoo_config = PretrainedConfig(
-        name="untrained-cnn4", architecture="cnn4", task="binary",
-        class_names=("normal", "pneumonia"), input_size=64)
-    return model
+    return pneumozoo.build_model("cnn4", input_size=64), "untrained-cnn4", "cnn4"
 
 
 def scan_any(root: Path, split: str) -> list[Any] | None:
@@ -81,57 +80,43 @@ def main() -> None:
     args = parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import pneumozoo
-    from pneumozoo.data import patient_split, targets
-    from pneumozoo.evaluation.calibration import calibrate, temperature_of
-    from pneumozoo.evaluation.metrics import pneumonia_scores
-    from pneumozoo.evaluation.report import predict_records
-    from pneumozoo.evaluation.thresholds import choose_threshold
-    from pneumozoo.pretrained import save_folder
-    from pneumozoo.pretrained.card import model_card
+    from pneumozoo.data import patient_split
+    from pneumozoo.pretrained.release import prepare_release, write_release
 
     out = args.out or Path(tempfile.mkdtemp(prefix="pneumozoo-finetune-"))
     out.mkdir(parents=True, exist_ok=True)
 
-    model = load_start_model(args.model, args.fast)
-    start = model.pneumozoo_config
+    model, start, architecture = load_start_model(args.model, args.fast)
     records = scan_any(args.data, "train") or []
-    train, val = patient_split(records, val_fraction=0.2, seed=0, task="binary")
-    print(f"start: {start.name} ({start.architecture}, {start.input_size} px); "
-          f"train {len(train)}, validation {len(val)} images")
+    train, val = patient_split(records, val_fraction=0.2, seed=0, task=model.task)
+    print(f"start: {start} ({architecture}, {model.input_size} px, threshold "
+          f"{model.threshold:.3f}); train {len(train)}, validation {len(val)} images")
 
     before = pneumozoo.evaluate(model, val, ci=False)  # intervals only for the final test
     print(f"validation before fine-tuning: accuracy {before.accuracy:.3f}  auc {before.auc:.3f}")
 
     # Small learning rate, mild augmentation: adapt the model without forgetting what it knows.
+    # Given validation records, fit also recalibrates the model on them at the end: calibration,
+    # threshold and domain guard belong to the data, so none is kept from the start model.
     result = pneumozoo.fit(model, train, val, epochs=args.epochs, learning_rate=args.learning_rate,
                            batch_size=args.batch_size, augment="xray", schedule="cosine",
-                           checkpoint_dir=out / "checkpoint", verbose=2)
+                           warmup_epochs=0, checkpoint_dir=out / "checkpoint", verbose=2)
     print(f"best {result.monitor} {result.best_value:.3f} at epoch {result.best_epoch}")
+    fitted = result.extra["calibration"]
+    print(f"temperature {model.temperature:.3f}; threshold {model.threshold:.3f} "
+          f"({fitted['threshold_rule']})")
 
-    # Calibration and threshold belong to the data: choose both again on your validation split.
-    model = calibrate(model, val)
-    scores = pneumonia_scores(predict_records(model, val))
-    point = choose_threshold(targets(val, "binary"), scores, method="youden")
-    print(f"temperature {temperature_of(model):.3f}; threshold {point.threshold:.3f} "
-          f"(validation sensitivity {point.sensitivity:.3f}, specificity {point.specificity:.3f})")
-
-    validation = pneumozoo.evaluate(model, val, threshold=point.threshold, ci=False)
-    metrics = {"validation": validation.to_dict()}
+    model, config = prepare_release(
+        model, val, name=args.name, architecture=architecture, train=train, calibration=fitted,
+        description=f"{start} fine-tuned on {args.data.name} with examples/finetune_pretrained.py",
+        training={"started_from": start, "data": str(args.data), "epochs": result.epochs,
+                  "learning_rate": args.learning_rate})
     test = scan_any(args.data, "test")
     if test:
-        report = pneumozoo.evaluate(model, test, threshold=point.threshold)
-        metrics["test"] = report.to_dict()
+        report = pneumozoo.evaluate(model, test)  # at the model's new threshold
+        config.metrics["test"] = report.to_dict()
         print("test:\n" + report.summary())
-
-    config = replace(
-        start, name=args.name, threshold=point.threshold, metrics=metrics, files={},
-        description=f"{start.name} fine-tuned on {args.data.name} with "
-                    "examples/finetune_pretrained.py",
-        training={"started_from": start.name, "data": str(args.data), "epochs": result.epochs,
-                  "learning_rate": args.learning_rate, "threshold_rule": "youden on validation"},
-    )
-    written = save_folder(model, out / "model", config)
-    (out / "model" / "README.md").write_text(model_card(written), encoding="utf-8")
+    write_release(model, config, out / "model")
     print(f"wrote {out / 'model'}: load it with pneumozoo.load_pretrained({str(out / 'model')!r})")
 
 

@@ -43,8 +43,9 @@ def load_model(name: str | None, fast: bool) -> tuple[Any, str]:
     import pneumozoo
 
     if name is not None or pneumozoo.list_pretrained() or not fast:
-        model = pneumozoo.load_pretrained(name)
-        return model, model.pneumozoo_config.name
+        from pneumozoo.pretrained import DEFAULT_MODEL
+
+        return pneumozoo.load_pretrained(name), str(name or DEFAULT_MODEL)
     print("note: no pretrained model is bundled in this checkout; --fast uses an UNTRAINED "
           "cnn4 (its predictions are meaningless)")
     return pneumozoo.build_model("cnn4", input_size=64), "untrained-cnn4"

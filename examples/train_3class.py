@@ -51,7 +51,6 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import pneumozoo
     from pneumozoo.data import THREE_CLASSES, class_weights, patient_split, scan_split
-    from pneumozoo.models import input_size_of
     from pneumozoo.pretrained import PretrainedConfig, save_folder
 
     out = args.out or Path(tempfile.mkdtemp(prefix="pneumozoo-3class-"))
@@ -80,9 +79,9 @@ def main() -> None:
         print("  " + " ".join(f"{v:>4}" for v in row))
     (out / "report.json").write_text(report.to_json() + "\n")
 
-    config = PretrainedConfig(
-        name=f"{args.arch}-3class-example", architecture=args.arch, task="3class",
-        class_names=THREE_CLASSES, input_size=input_size_of(model),
+    # (task, class names, input size and threshold are read off the model)
+    config = PretrainedConfig.from_model(
+        model, name=f"{args.arch}-3class-example", architecture=args.arch,
         metrics={"test": report.to_dict()}, description="3-class example model",
     )
     save_folder(model, out / "model", config)

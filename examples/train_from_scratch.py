@@ -56,7 +56,6 @@ def main() -> None:
     import pneumozoo
     from pneumozoo.augment import preset_info
     from pneumozoo.data import patient_split, scan_split
-    from pneumozoo.models import class_names_of, input_size_of
     from pneumozoo.pretrained import PretrainedConfig, save_folder
 
     out = args.out or Path(tempfile.mkdtemp(prefix="pneumozoo-scratch-"))
@@ -70,17 +69,19 @@ def main() -> None:
 
     # 2. model: raw 0..255 pixels in, softmax out; resizing and normalisation in the graph
     model = pneumozoo.build_model(args.arch, input_size=args.input_size)
-    print(f"{args.arch}: {model.count_params():,} parameters, input {input_size_of(model)} px")
+    print(f"{args.arch}: {model.count_params():,} parameters, input {model.input_size} px")
     print(f"augmentation {args.augment!r}: {preset_info(args.augment).description}")
 
-    # 3. train: checkpoints every epoch, best epoch by validation AUC restored at the end
+    # 3. train: checkpoints every epoch, best epoch by validation AUC restored at the end, then
+    #    temperature, threshold and domain guard fitted on the validation split
     result = pneumozoo.fit(
         model, train, val,
         epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
         augment=args.augment, class_weight="balanced", schedule="cosine",
         checkpoint_dir=out / "checkpoint", verbose=2,
     )
-    print(f"best {result.monitor} {result.best_value:.3f} at epoch {result.best_epoch}")
+    print(f"best {result.monitor} {result.best_value:.3f} at epoch {result.best_epoch}; "
+          f"threshold {model.threshold:.3f}, temperature {model.temperature:.3f}")
 
     # 4. evaluate once on the held-out test split
     report = pneumozoo.evaluate(model, test)
@@ -88,9 +89,9 @@ def main() -> None:
     (out / "report.json").write_text(report.to_json() + "\n")
 
     # 5. package a model folder (Keras Hub layout + pneumozoo.json with sha256s)
-    config = PretrainedConfig(
-        name=f"{args.arch}-scratch", architecture=args.arch, task="binary",
-        class_names=class_names_of(model), input_size=input_size_of(model), threshold=0.5,
+    # (class names, input size and threshold are read off the model)
+    config = PretrainedConfig.from_model(
+        model, name=f"{args.arch}-scratch", architecture=args.arch,
         metrics={"test": report.to_dict()},
         training={"data": str(args.data), "epochs": result.epochs, "augment": args.augment},
         description=f"{args.arch} trained from scratch with examples/train_from_scratch.py",

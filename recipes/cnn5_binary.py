@@ -1,20 +1,11 @@
-"""Recipe of cnn5: the 5-block CNN of 001 (150 px, zoom 0.3 + vertical flip, Adam, ReduceLROnPlateau, 10 epochs)."""
+"""Recipe of cnn5: the 5-block CNN of 001 (150 px, zoom 0.3 + vertical flip, Adam, ReduceLROnPlateau, 10 epochs).
 
-from common import Recipe, main_guard
+The recipe itself (every setting, the split, the threshold rule) is
+``pneumozoo.recipe.ZOO_RECIPES["cnn5-binary"]``; this script and ``pneumozoo train --recipe cnn5-binary``
+both run it through :func:`pneumozoo.recipe.run_recipe`.
+"""
 
-RECIPE = Recipe(
-    name="cnn5-binary",
-    arch="cnn5",
-    task="binary",
-    input_size=150,
-    epochs=10,
-    learning_rate=1e-3,
-    batch_size=32,
-    augment="zoom-vflip",
-    schedule="plateau",
-    warmup_epochs=0,
-    description="The 5-block separable-conv CNN of 001, trained with its recipe.",
-)
+from pneumozoo.recipe import main
 
 if __name__ == "__main__":
-    main_guard(RECIPE)
+    main("cnn5-binary")

@@ -1,19 +1,11 @@
-"""Recipe of the default model: xraynet, normal vs pneumonia, 192 px."""
+"""Recipe of the default model: xraynet, normal vs pneumonia, 192 px.
 
-from common import Recipe, main_guard
+The recipe itself (every setting, the split, the threshold rule) is
+``pneumozoo.recipe.ZOO_RECIPES["xraynet-binary"]``; this script and ``pneumozoo train --recipe xraynet-binary``
+both run it through :func:`pneumozoo.recipe.run_recipe`.
+"""
 
-RECIPE = Recipe(
-    name="xraynet-binary",
-    arch="xraynet",
-    task="binary",
-    input_size=192,
-    epochs=22,
-    learning_rate=2e-3,
-    augment="xray",
-    schedule="cosine",
-    warmup_epochs=2,
-    description="xraynet v1, the first default (superseded by xraynet-binary-v2): fast residual CNN trained from scratch on Kermany train.",
-)
+from pneumozoo.recipe import main
 
 if __name__ == "__main__":
-    main_guard(RECIPE)
+    main("xraynet-binary")

@@ -15,25 +15,13 @@ contrast; v2 changes only training, never looks at test, and keeps v1's threshol
 Decided before training, so v2's test numbers stay a one-shot measurement: v2 replaces v1
 as the default if its validation AUC is within 0.002 of v1's (validation cannot show a gain
 in robustness); both test results are reported in the model cards either way.
+
+The recipe itself (every setting, the split, the threshold rule) is
+``pneumozoo.recipe.ZOO_RECIPES["xraynet-binary-v2"]``; this script and ``pneumozoo train --recipe xraynet-binary-v2``
+both run it through :func:`pneumozoo.recipe.run_recipe`.
 """
 
-from common import Recipe, main_guard
-
-RECIPE = Recipe(
-    name="xraynet-binary-v2",
-    arch="xraynet",
-    task="binary",
-    input_size=192,
-    epochs=24,
-    learning_rate=2e-3,
-    augment="xray-strong",
-    normalization="per-image",
-    label_smoothing=0.1,
-    schedule="cosine",
-    warmup_epochs=2,
-    description="xraynet trained for robustness to exposure and contrast shift (per-image "
-                "standardisation, photometric augmentation, label smoothing).",
-)
+from pneumozoo.recipe import main
 
 if __name__ == "__main__":
-    main_guard(RECIPE)
+    main("xraynet-binary-v2")

@@ -112,7 +112,8 @@ def test_predict_table_output(trained: tuple[Path, str], fixture_root: Path,
     code, stdout, _ = run(["predict", str(image), "--model", str(out / "model")], capsys)
     assert code == 0
     lines = stdout.splitlines()
-    assert len(lines) == 2 and lines[0].split()[0] == "path" and str(image) in lines[1]
+    assert len(lines) == 2 and lines[0].split()[0] == "path"
+    assert str(image) in lines[1] or lines[1].startswith("...")
 
 
 def test_predict_bad_and_missing_files(trained: tuple[Path, str], fixture_root: Path,
@@ -135,10 +136,84 @@ def test_predict_bad_and_missing_files(trained: tuple[Path, str], fixture_root: 
         assert words in str(entry["error"]) and "\n" not in str(entry["error"])
     assert "2 of 4" in err
 
-    code, stdout, _ = run(["predict", str(missing), "--model", str(out / "model"), "--json"],
+    # nothing to predict at all (only a missing path): a usage error, before the model loads
+    code, stdout, err = run(["predict", str(missing), "--model", str(out / "model"), "--json"],
+                            capsys)
+    assert code == 2 and stdout == ""
+    assert_one_line_error(err, str(missing), "no such file")
+
+
+def test_predict_json_gives_file_names_back_exactly(
+        trained: tuple[Path, str], fixture_root: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = trained
+    film = sorted((fixture_root / "test" / "NORMAL").iterdir())[0]
+    names = ["new\nline.jpeg", "tab\tand \\n backslash.jpeg", "r\u00f6ntgen \u00e9\u6f22.jpeg"]
+    for name in names:
+        shutil.copy(film, tmp_path / name)
+    code, stdout, _ = run(["predict", str(tmp_path), "--model", str(out / "model"), "--json"],
                           capsys)
+    assert code == 0
+    assert stdout.isascii() and "NaN" not in stdout and "Infinity" not in stdout
+    lines = stdout.splitlines()
+    assert len(lines) == len(names)  # a newline in a name never splits a record
+    assert sorted(str(p["path"]) for p in map(json.loads, lines)) == sorted(
+        str(tmp_path / n) for n in names)
+
+    code, stdout, _ = run(["predict", str(tmp_path), "--model", str(out / "model")], capsys)
+    assert code == 0
+    rows = stdout.splitlines()
+    assert len(rows) == 1 + len(names)  # one line each: newlines are shown escaped
+    assert any("new\\nline.jpeg" in row for row in rows)
+
+
+def test_predict_table_keeps_its_columns_for_long_paths(
+        trained: tuple[Path, str], fixture_root: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = trained
+    deep = tmp_path / ("a-long-folder-name-" * 4) / "and-deeper"
+    deep.mkdir(parents=True)
+    film = sorted((fixture_root / "test" / "NORMAL").iterdir())[0]
+    shutil.copy(film, deep / "film.jpeg")
+    (deep / "broken.jpeg").write_bytes(b"not a JPEG")
+    code, stdout, _ = run(["predict", str(deep), "--model", str(out / "model")], capsys)
     assert code == 1
-    assert [set(p) for p in json_lines(stdout)] == [{"path", "error"}]
+    header, *rows = stdout.splitlines()
+    label_col = header.index("label")
+    assert label_col == 61
+    for row in rows:
+        assert row.startswith("...") and row[label_col:].split()[0] in ("normal", "pneumonia",
+                                                                        "ERROR")
+    assert any(row[:label_col].rstrip().endswith("and-deeper/film.jpeg") for row in rows)
+
+
+def test_an_architecture_name_as_model_gets_a_hint(
+        fixture_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    image = str(sorted((fixture_root / "test" / "NORMAL").iterdir())[0])
+    code, stdout, err = run(["predict", image, "--model", "cnn4"], capsys)
+    assert code == 2 and stdout == ""
+    assert_one_line_error(err, "'cnn4' is an architecture", "pneumozoo models", "cnn4-binary")
+
+
+def test_explain_writes_beside_out_not_in_the_working_folder(
+        trained: tuple[Path, str], fixture_root: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = trained
+    film = sorted((fixture_root / "test" / "PNEUMONIA").iterdir())[0]
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    target = tmp_path / "figures" / "cam.png"
+    code, stdout, _ = run(["explain", str(film), "--model", str(out / "model"), "--out",
+                           str(target), "--feature-maps", "--json"], capsys)
+    assert code == 0
+    result = json.loads(stdout)
+    assert Path(str(result["heatmap"])) == target and target.is_file()
+    features = Path(str(result["feature_maps"]))
+    assert features.parent == target.parent and features.is_file()
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in target.parent.iterdir()) == sorted(
+        [target.name, features.name])  # no temporary files left behind
 
 
 def test_unknown_names_give_one_line_errors(fixture_root: Path, tmp_path: Path,
@@ -224,7 +299,8 @@ def test_version_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["predict"])  # no paths
     assert e.value.code == 2
-    assert "usage" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert_one_line_error(err, "paths", "usage", "pneumozoo predict --help")
 
 
 def test_a_reader_that_stops_early_is_not_a_failure() -> None:

@@ -400,13 +400,19 @@ def test_pipeline_decodes_gray_rgba_palette_and_16bit_png(tmp_path: Path) -> Non
     palette.save(pneumonia / "person2_bacteria_2.png")
     records = scan_split(tmp_path, "train")
     by_name = {r.path.name: i for i, r in enumerate(records)}
-    x, _ = collect(make_dataset(records, input_size=20, cache=False))
-    img16 = x[by_name["IM-0001-0001.png"]]
-    assert img16[:, :8].max() == 0 and img16[:, 12:].min() == 255
-    np.testing.assert_array_equal(x[by_name["IM-0002-0001.png"]], 77)
-    np.testing.assert_array_equal(x[by_name["person1_virus_1.png"]].reshape(-1, 3)[0], [10, 20, 30])
-    np.testing.assert_array_equal(x[by_name["person2_bacteria_2.png"]].reshape(-1, 3)[5],
-                                  [10, 200, 30])
+    # Evaluation pipelines prepare films as the model does: one grey channel (PIL's
+    # luminance) by default, the file's own colours with color=True (the rgb policy).
+    green = int(np.asarray(Image.new("RGB", (1, 1), (10, 200, 30)).convert("L"))[0, 0])
+    for color, want_rgba, want_palette in (
+            (False, [18] * 3, [green] * 3), (True, [10, 20, 30], [10, 200, 30])):
+        x, _ = collect(make_dataset(records, input_size=20, cache=False, color=color))
+        img16 = x[by_name["IM-0001-0001.png"]]
+        assert img16[:, :8].max() == 0 and img16[:, 12:].min() == 255
+        np.testing.assert_array_equal(x[by_name["IM-0002-0001.png"]], 77)
+        np.testing.assert_array_equal(x[by_name["person1_virus_1.png"]].reshape(-1, 3)[0],
+                                      want_rgba)
+        np.testing.assert_array_equal(x[by_name["person2_bacteria_2.png"]].reshape(-1, 3)[5],
+                                      want_palette)
     # Training pipelines keep one channel: films exactly, colour files as PIL's luminance.
     for color, want_rgba in ((False, [18] * 3), (True, [10, 20, 30])):
         xt, _ = collect(make_dataset(records, input_size=20, cache=False, training=True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,40 @@ def test_unusable_window_falls_back_to_min_max(window: dict[str, Any]) -> None:
 def test_constant_image_reads_as_black() -> None:
     stored = np.full((3, 4), 1234, dtype=np.uint16)
     np.testing.assert_array_equal(gray(read_xray(make_dicom(stored, bits_stored=12))), 0)
+
+
+def test_constant_frame_is_refused_when_films_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "blank.dcm"
+    path.write_bytes(make_dicom(np.full((64, 64), 1234, dtype=np.uint16), bits_stored=12))
+    with pytest.raises(InvalidImageError, match=r"blank\.dcm: no content"):
+        read_xray(path, check=True)
+    ramp = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096)
+    path.write_bytes(make_dicom(ramp, bits_stored=12))
+    assert read_xray(path, check=True).shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize("rescale", [
+    {"RescaleSlope": "1e999", "RescaleIntercept": "0"},  # reads as inf
+    {"RescaleSlope": "1", "RescaleIntercept": "-1e999"},
+    {"RescaleSlope": "1e308", "RescaleIntercept": "0"},  # finite, but the pixels overflow
+    {"RescaleSlope": "NaN", "RescaleIntercept": "0"},
+], ids=["inf-slope", "inf-intercept", "overflow", "nan-slope"])
+def test_rescale_that_overflows_is_an_error_not_a_black_frame(
+        rescale: dict[str, str], tmp_path: Path) -> None:
+    ramp = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096) + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about the odd DS values
+        data = make_dicom(ramp, bits_stored=12, **rescale)
+    path = tmp_path / "overflow.dcm"
+    path.write_bytes(data)
+    for source, name in ((path, str(path)), (data, f"<bytes len={len(data)}>")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(InvalidImageError) as info:
+                read_xray(source)
+        message = str(info.value)
+        assert message.startswith(f"{name}: ") and "\n" not in message
+        assert "infinite or NaN" in message and "RescaleSlope" in message
 
 
 def test_multiframe_keeps_the_first_frame(tmp_path: Path) -> None:

@@ -364,7 +364,11 @@ def test_evaluate_with_ci_calibration_and_tta(model) -> None:
     assert "ece_uncalibrated" not in calibration
     data = json.loads(report.to_json())
     assert data["confidence_intervals"]["auc"] == report.confidence_intervals["auc"]
-    assert "[" in report.summary() and "ece" in report.summary()
+    text = report.summary()
+    assert text == report.to_text() == str(report)
+    assert "95% CI" in text and f"[{low:.3f}, {high:.3f}]" in text
+    assert "calibration error (ECE) " in text and "no temperature scaling" in text
+    assert "patients" in text and "threshold" in text and "the model's own threshold" in text
 
     plain = evaluate(model, FIXTURES / "test", ci=False)
     assert plain.confidence_intervals == {} and plain.extra["tta"] is False
@@ -382,7 +386,9 @@ def test_evaluate_reports_ece_before_and_after_temperature(model) -> None:
     calibration = report.extra["calibration"]
     assert calibration["temperature"] == 0.5
     assert calibration["ece_uncalibrated"] == pytest.approx(expected_calibration_error(y, raw), abs=1e-5)
-    assert "T=0.500" in report.summary()
+    before = calibration["ece_uncalibrated"]
+    assert (f"calibration error (ECE) {calibration['ece']:.3f} after temperature scaling "
+            f"(T=0.50), {before:.3f} before") in report.to_text()
 
 
 def test_cli_evaluate_json_has_confidence_intervals(model, tmp_path, capsys) -> None:

@@ -20,8 +20,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import pneumozoo.io as pneumozoo_io
 from pneumozoo.errors import InvalidImageError
-from pneumozoo.io import MAX_PIXELS, describe_source, expand_inputs, read_xray, to_rgb_uint8
+from pneumozoo.io import (
+    MAX_PIXELS,
+    MIN_GREY_STD,
+    MIN_SIDE,
+    atomic_output,
+    check_film,
+    describe_source,
+    expand_inputs,
+    read_xray,
+    to_rgb_uint8,
+)
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -530,6 +541,88 @@ def test_to_rgb_uint8_uses_the_given_name() -> None:
 
 def test_max_pixels_is_a_sane_limit() -> None:
     assert MAX_PIXELS > 4096 * 4096
+
+
+def test_pixel_limit_applies_to_arrays_and_pil_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A read-only broadcast view: as large as a bomb, but no memory is used.
+    huge = np.broadcast_to(np.uint8(7), (8193, 8192))
+    err = check_error(huge, "over the", "limit")
+    assert "8192x8193" in str(err)
+    monkeypatch.setattr(pneumozoo_io, "MAX_PIXELS", 32 * 32)
+    check_error(Image.new("L", (33, 32)), "over the", "limit")
+    check_error(noise((33, 32)), "over the", "limit")
+    check_image(read_xray(Image.new("L", (32, 32))), (32, 32))
+
+
+# --- films that cannot be films: too small, blank (check=True) ----------------------------
+
+
+def film(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A film-like gray image with plenty of contrast."""
+    return np.random.default_rng(seed).integers(20, 230, shape, dtype=np.uint8)
+
+
+def test_check_film_thresholds_are_documented_constants() -> None:
+    assert MIN_SIDE == 32 and MIN_GREY_STD == 2.0
+    rgb = np.repeat(film((MIN_SIDE, 40))[..., None], 3, axis=-1)
+    assert check_film(rgb, "ok.png") is rgb
+
+
+@pytest.mark.parametrize(("image", "words"), [
+    (np.repeat(film((31, 200))[..., None], 3, axis=-1), ("200x31", "too small", "32")),
+    (np.zeros((64, 64, 3), np.uint8), ("no content", "0.00")),
+    (np.full((64, 64, 3), 255, np.uint8), ("no content",)),
+    # near-constant: one level of noise on a flat field
+    (np.repeat((100 + (film((64, 64)) % 2))[..., None], 3, axis=-1), ("no content",)),
+])
+def test_check_film_refuses_tiny_and_blank_images(image: np.ndarray, words: tuple[str, ...]) -> None:
+    with pytest.raises(InvalidImageError) as info:
+        check_film(image, "scan.png")
+    message = str(info.value)
+    assert message.startswith("scan.png: ") and "\n" not in message
+    for word in words:
+        assert word in message, message
+
+
+def test_read_xray_checks_films_only_when_asked(tmp_path: Path) -> None:
+    blank = write(tmp_path, "blank.png", encode(Image.new("L", (64, 64), 90), "PNG"))
+    tiny = write(tmp_path, "tiny.png", encode(Image.fromarray(film((8, 8))), "PNG"))
+    good = write(tmp_path, "good.png", encode(Image.fromarray(film((48, 40))), "PNG"))
+    check_image(read_xray(blank), (64, 64))  # default: read as given
+    check_image(read_xray(tiny), (8, 8))
+    check_image(read_xray(good, check=True), (48, 40))
+    for source, words in ((blank, "no content"), (tiny, "too small")):
+        with pytest.raises(InvalidImageError, match=words) as info:
+            read_xray(source, check=True)
+        assert info.value.source == str(source)
+    with pytest.raises(InvalidImageError, match="no content"):
+        read_xray(np.zeros((40, 40), np.float32), check=True)
+
+
+def test_check_film_is_fast_on_large_films() -> None:
+    big = np.repeat(film((4000, 3000))[..., None], 3, axis=-1)
+    start = time.perf_counter()
+    check_film(big)
+    assert time.perf_counter() - start < 1.0
+
+
+# --- atomic writes ------------------------------------------------------------------------
+
+
+def test_atomic_output_replaces_whole_files_only(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "out.bin"
+    with atomic_output(target) as f:
+        f.write(b"first")
+        assert not target.exists()  # not visible until complete
+    assert target.read_bytes() == b"first"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(RuntimeError), atomic_output(target) as f:
+        f.write(b"half")
+        raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in target.parent.iterdir()] == ["out.bin"]
 
 
 # --- expand_inputs ------------------------------------------------------------------------

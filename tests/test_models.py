@@ -10,14 +10,14 @@ import keras
 import numpy as np
 import pytest
 
-from pneumozoo.data import BINARY_CLASSES, THREE_CLASSES, resize_images
-from pneumozoo.errors import UnknownNameError
+from pneumozoo.data import BINARY_CLASSES, THREE_CLASSES
+from pneumozoo.errors import ModelConfigError, UnknownNameError
 from pneumozoo.models import (
-    ClassifierOutput,
+    ClassifierHead,
+    PneumoniaClassifier,
+    XrayPreprocessor,
     build_model,
-    class_names_of,
     get_model_info,
-    input_size_of,
     list_models,
     set_backbone_trainable,
 )
@@ -73,10 +73,12 @@ def test_architecture_end_to_end(arch: str, num_classes: int, tmp_path: Path) ->
     names = BINARY_CLASSES if num_classes == 2 else THREE_CLASSES
     assert model.name == arch
     assert model.output_shape == (None, num_classes)
-    assert class_names_of(model) == names
-    assert input_size_of(model) == size
-    assert model.get_layer("normalize").mode == get_model_info(arch).normalization
-    assert isinstance(model.layers[-1], ClassifierOutput)
+    assert isinstance(model, PneumoniaClassifier)
+    assert model.class_names == names
+    assert model.input_size == size
+    assert isinstance(model.preprocessor, XrayPreprocessor)
+    assert model.preprocessor.normalization == get_model_info(arch).normalization
+    assert isinstance(model.layers[-1], ClassifierHead) and model.layers[-1] is model.head
 
     # raw uint8-range pixels, not square and not the input size: resized inside the graph
     rng = np.random.default_rng(0)
@@ -87,14 +89,18 @@ def test_architecture_end_to_end(arch: str, num_classes: int, tmp_path: Path) ->
     if arch not in DEEP:
         np.testing.assert_allclose(numpy(model(x.astype("float32"), training=False)), probs,
                                    atol=1e-6)
-        pre_resized = numpy(resize_images(x, size))  # what the data pipeline feeds
+        # what the data pipeline feeds: the preprocessor's pixels, repeated to RGB
+        pre_resized = np.repeat(numpy(model.preprocessor.to_pixels(x)), 3, axis=-1)
+        assert pre_resized.shape == (2, size, size, 3)
         np.testing.assert_allclose(numpy(model(pre_resized, training=False)), probs, atol=1e-5)
 
     path = tmp_path / f"{arch}.keras"
     keras.saving.save_model(model, path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    assert class_names_of(loaded) == names
-    assert input_size_of(loaded) == size
+    assert isinstance(loaded, PneumoniaClassifier)
+    assert loaded.class_names == names
+    assert loaded.input_size == size
+    assert loaded.preprocessor.normalization == model.preprocessor.normalization
     np.testing.assert_allclose(numpy(loaded(x, training=False)), probs, atol=1e-6)
 
     if arch in DEEP:
@@ -112,11 +118,12 @@ def test_architecture_end_to_end(arch: str, num_classes: int, tmp_path: Path) ->
 
 def test_class_names_are_configurable_and_travel(tmp_path: Path) -> None:
     model = build_model("cnn4", num_classes=2, class_names=("healthy", "sick"), input_size=48)
-    assert class_names_of(model) == ("healthy", "sick")
+    assert model.class_names == ("healthy", "sick")
     model.save(tmp_path / "m.keras")
-    assert class_names_of(keras.saving.load_model(tmp_path / "m.keras")) == ("healthy", "sick")
-    assert class_names_of(build_model("cnn4", num_classes=4, input_size=48)) == tuple(
-        f"class_{i}" for i in range(4))
+    assert keras.saving.load_model(tmp_path / "m.keras").class_names == ("healthy", "sick")
+    # The head knows two tasks only: binary and 3-class (normal / bacteria / virus).
+    with pytest.raises(ModelConfigError, match="2 or 3"):
+        build_model("cnn4", num_classes=4, input_size=48)
     with pytest.raises(ValueError, match="3 class names given for 2 classes"):
         build_model("cnn4", num_classes=2, class_names=THREE_CLASSES, input_size=48)
 
@@ -234,25 +241,25 @@ def test_mixed_precision_policy_is_restored() -> None:
 
 
 def test_per_image_normalization_ignores_exposure_and_contrast(tmp_path: Path) -> None:
-    from pneumozoo.models.layers import Normalize
+    from pneumozoo.models.preprocessor import normalize_pixels
 
     rng = np.random.default_rng(0)
     x = rng.uniform(40, 200, (2, 32, 32, 3)).astype("float32")
-    z = keras.ops.convert_to_numpy(Normalize("per-image")(x))
+    z = keras.ops.convert_to_numpy(normalize_pixels(x, "per-image"))
     np.testing.assert_allclose(z.mean(axis=(1, 2, 3)), 0.0, atol=1e-4)
     np.testing.assert_allclose(z.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
     brighter = 0.8 * x + 30.0  # another exposure and contrast of the same film
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(Normalize("per-image")(brighter)), z,
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(normalize_pixels(brighter, "per-image")), z,
                                atol=1e-3)
     flat = np.full((1, 8, 8, 3), 77.0, dtype="float32")
-    assert np.all(keras.ops.convert_to_numpy(Normalize("per-image")(flat)) == 0.0)
+    assert np.all(keras.ops.convert_to_numpy(normalize_pixels(flat, "per-image")) == 0.0)
 
     model = build_model("cnn4", input_size=64, normalization="per-image")
-    assert model.get_layer("normalize").mode == "per-image"
+    assert model.preprocessor.normalization == "per-image"
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    assert loaded.get_layer("normalize").mode == "per-image"
+    assert loaded.preprocessor.normalization == "per-image"
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     with pytest.raises(UnknownNameError, match="per-image"):
         build_model("cnn4", input_size=64, normalization="nope")

@@ -55,7 +55,7 @@ def _layers(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def test_the_good_folder_loads(good: Path) -> None:
     model = load_pretrained(good)
-    assert model.pneumozoo_config.input_size == 48
+    assert model.input_size == 48
 
 
 def test_lambda_layer_is_refused_and_never_runs(tmp_path: Path) -> None:
@@ -132,3 +132,44 @@ def test_no_pickle_anywhere_in_the_package() -> None:
     found = subprocess.run(["grep", "-rIl", "-e", "pickle", "-e", "marshal", str(SRC)],
                            capture_output=True, text=True, check=False)
     assert found.returncode == 1, found.stdout  # grep: 1 means no match
+
+
+# --- symlink and special-file tricks in a local folder ------------------------------------
+@pytest.mark.parametrize("name", [CONFIG_FILE, "config.json"])
+def test_special_files_are_refused_without_blocking(copy: Path, name: str) -> None:
+    """A FIFO would block a reader forever, /dev/zero behind a symlink never ends."""
+    import os
+
+    (copy / name).unlink()
+    os.mkfifo(copy / name)
+    with pytest.raises(PneumozooError, match=re.escape(name)) as info:
+        load_pretrained(copy)
+    assert "\n" not in str(info.value)
+    (copy / name).unlink()
+    (copy / name).symlink_to("/dev/zero")
+    with pytest.raises(PneumozooError, match=re.escape(name)):
+        load_pretrained(copy)
+
+
+def test_legacy_folder_whose_class_names_disagree_with_its_outputs(tmp_path: Path) -> None:
+    from pneumozoo.errors import ModelMetadataError
+    from pneumozoo.pretrained import BUNDLED_DIR
+
+    folder = Path(shutil.copytree(BUNDLED_DIR / "cnn4-binary", tmp_path / "m"))
+    meta = json.loads((folder / CONFIG_FILE).read_text())
+    meta.update(class_names=["normal", "bacteria", "virus"], task="3class")
+    (folder / CONFIG_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelMetadataError, match=r"field 'class_names' lists 3 classes but the "
+                       r"model in config.json has 2 outputs"):
+        load_pretrained(folder)
+
+
+def test_every_bundled_config_passes_the_allow_list() -> None:
+    from pneumozoo.pretrained import BUNDLED_DIR
+    from pneumozoo.pretrained.allowlist import check_keras_config
+
+    folders = sorted(p for p in BUNDLED_DIR.iterdir() if (p / "config.json").is_file())
+    assert folders
+    for folder in folders:
+        check_keras_config(json.loads((folder / "config.json").read_text()), str(folder))
+        PretrainedConfig.read(folder)

@@ -93,6 +93,9 @@ def test_fit_checkpoints_and_a_rerun_does_not_retrain(
     x = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE, 3)).astype("float32")
     expected = model(x, training=False).numpy()
     best = load_checkpoint(ckpt / "best.weights.h5")
+    # fit recalibrated the model on val after training: the temperature is not in the weights
+    assert model.temperature != 1.0 and best.temperature == 1.0
+    best.head.temperature = model.temperature
     np.testing.assert_allclose(best(x, training=False).numpy(), expected,
                                atol=1e-6)
     if result.best_epoch == 2:
@@ -152,7 +155,8 @@ def test_exponential_schedule_and_restore_best_without_checkpoints(
 
     lr = 0.01
     result = fit(model, records, None, epochs=4, batch_size=4, learning_rate=lr,
-                 schedule="exponential", decay_after=2, early_stopping=None, augment=None,
+                 schedule="exponential", warmup_epochs=0, decay_after=2, early_stopping=None,
+                 augment=None,
                  callbacks=[Snapshot()], verbose=0)
     expected = [lr, lr, lr * math.exp(-0.1), lr * math.exp(-0.2)]
     np.testing.assert_allclose(result.history["lr"], expected, rtol=1e-5)
@@ -231,7 +235,8 @@ TRAIN_SCRIPT = textwrap.dedent('''
     train, val = patient_split(scan_split(data, "train"), val_fraction=0.2, seed=0)
     model = pneumozoo.build_model("cnn4", input_size=48)
     result = pneumozoo.fit(model, train, val, epochs=3, batch_size=8, learning_rate=1e-3,
-                           schedule="exponential", decay_after=1, early_stopping=None,
+                           schedule="exponential", warmup_epochs=0, decay_after=1,
+                           early_stopping=None,
                            augment=None, checkpoint_dir=ckpt, callbacks=[Pace()], verbose=0)
     print(json.dumps({"resumed_from": result.resumed_from, "epochs": result.epochs,
                       "best_epoch": result.best_epoch, "history": result.history}))

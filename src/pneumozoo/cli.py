@@ -1,22 +1,37 @@
 """The ``pneumozoo`` command: a thin layer over the public functions.
 
-Exit status: 0 when everything succeeded (or the reader of a pipe stopped early); 1 when some inputs could not be read (the others
-are still processed and reported); 2 for a usage error or a fatal error (unknown model,
-missing folder, failed download), printed as one line without a traceback.
+Exit status: 0 when everything succeeded (or the reader of a pipe stopped early); 1 when some
+inputs could not be read (the others are still processed and reported); 2 for a usage error
+or a fatal error (a bad argument, unknown model, missing input, failed download), printed as
+one line without a traceback.
+
+Every argument is checked when the command line is parsed. Commands that need no model
+(``--help``, ``--version``, ``models``, ``data``) import no TensorFlow, and TensorFlow's
+start-up messages are hidden unless ``--verbose`` is given. JSON output is strict (no NaN or
+Infinity: non-finite numbers are ``null``) and ASCII, so file names come back exactly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
+
+#: Width of the path column of the ``predict`` table; longer paths are shortened on the left.
+PATH_WIDTH = 60
+#: Lock file ``train`` keeps in its ``--out`` folder while it writes there.
+LOCK_FILE = ".pneumozoo-train.lock"
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler]] = []
@@ -32,25 +47,131 @@ def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentPar
     return deco
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_HOME", os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")))
-
-
 def _err(message: str) -> None:
     print(f"pneumozoo: error: {message}", file=sys.stderr)
 
 
+# --- argument types: every value is checked when the command line is parsed ----------------
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _float_in(low: float, high: float, *, low_open: bool = False,
+              high_open: bool = False) -> Callable[[str], float]:
+    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+    bounds = f"{lo}{low:g}, {high:g}{hi}" if math.isfinite(high) else f"{lo}{low:g}, inf)"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if value < low or value > high or (low_open and value == low) or (
+                high_open and value == high):
+            raise argparse.ArgumentTypeError(f"must be in {bounds}, got {text}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+_batch_size = _int_at_least(1)
+_probability = _float_in(0.0, 1.0)
+
+
+def _out_folder(text: str) -> str:
+    """An output folder that exists or can be created (checked without creating anything)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a folder, got an empty string")
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    parent = path
+    while not parent.exists():  # the nearest existing ancestor is where the folder gets made
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} cannot be created: {parent} is a file")
+    if parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        where = "is read-only" if parent == path else f"cannot be created in {parent} (read-only)"
+        raise argparse.ArgumentTypeError(f"{text} {where}")
+    return text
+
+
 def _model_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
-                   help="registry name, hf://owner/repo[@rev], or a model folder (default: the bundled default)")
+                   help="registry name (see 'pneumozoo models'), hf://owner/repo[@rev], or a "
+                        "model folder (default: the bundled default model)")
     p.add_argument("--revision", default=None, help="Hub revision when --model is hf://")
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from pneumozoo.pretrained import load_pretrained
+    from pneumozoo.errors import PneumozooError, UnknownNameError
+    from pneumozoo.pretrained import list_pretrained, load_pretrained
 
-    return load_pretrained(args.model, revision=getattr(args, "revision", None))
+    try:
+        return load_pretrained(args.model, revision=getattr(args, "revision", None))
+    except UnknownNameError:
+        from pneumozoo.models import list_models
+
+        if args.model in {m.name for m in list_models()}:
+            names = ", ".join(c.name for c in list_pretrained())
+            raise PneumozooError(
+                f"{args.model!r} is an architecture, not a pretrained model; pass a pretrained "
+                f"model (see 'pneumozoo models': {names}) or train one with "
+                f"'pneumozoo train DATA --arch {args.model} --out DIR'") from None
+        raise
+
+
+# --- output ------------------------------------------------------------------------------
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        return _finite(value.item())  # numpy scalars
+    return value
+
+
+def _dumps(value: Any, indent: int | None = None) -> str:
+    """Strict, ASCII JSON: no NaN/Infinity (null instead); any character survives escaped."""
+    return json.dumps(_finite(value), indent=indent, allow_nan=False, ensure_ascii=True)
+
+
+def _shorten(text: str, width: int = PATH_WIDTH) -> str:
+    """``text`` padded to ``width``, or its end after ``...`` when it is longer.
+
+    Characters stdout cannot encode are escaped first (``\\xfc``), so the columns line up.
+    """
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    with suppress(LookupError, UnicodeError):
+        text = text.encode(encoding, "backslashreplace").decode(encoding)
+    return f"{text:<{width}}" if len(text) <= width else "..." + text[-(width - 3):]
+
+
+def _robust_stdout() -> None:
+    """Never crash on characters the terminal's encoding lacks (e.g. PYTHONIOENCODING=ascii)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        with suppress(ValueError, OSError):  # a replaced or closed stream: leave it alone
+            reconfigure(errors="backslashreplace")
 
 
 # --- predict -----------------------------------------------------------------------------
@@ -58,9 +179,17 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", help="image files (JPEG, PNG, DICOM...) or folders (walked recursively)")
     _model_arg(p)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p.add_argument("--threshold", type=float, default=None, help="decision threshold on P(pneumonia)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threshold", type=_probability, default=None,
+                   help="decision threshold on P(pneumonia), in [0, 1] (default: the model's)")
+    p.add_argument("--batch-size", type=_batch_size, default=32, help="images per forward pass")
     p.add_argument("--tta", action="store_true", help="average over test-time augmentations")
+    _domain_arg(p)
+
+
+def _domain_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--on-out-of-domain", choices=["flag", "skip", "fail"], default="flag",
+                   help="films the model's domain guard flags as unlike its training films: "
+                        "flag them (still predicted), skip them, or fail (exit 2)")
 
 
 @command("predict", "predict pneumonia for X-ray files or folders", _predict_args)
@@ -68,8 +197,16 @@ def _predict(args: argparse.Namespace) -> int:
     from pneumozoo.io import expand_inputs
     from pneumozoo.prediction import iter_predictions
 
-    model = _load(args)
     files, bad = expand_inputs(args.paths)
+    if not files:  # nothing to predict: a usage error, found before the model loads
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            _err(f"{bad[0]}{more}")
+        else:
+            _err("no image files found in " + ", ".join(args.paths))
+        return EXIT_ERROR
+    model = _load(args)
+    real_paths = _real_paths(files)
     failures = 0
     show_progress = sys.stderr.isatty() or len(files) > 200
 
@@ -78,24 +215,47 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"\r{done}/{total} images", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
     if not args.json:
-        print(f"{'path':<60} {'label':<10} {'P(pneumonia)':>12}")
+        print(f"{'path':<{PATH_WIDTH}} {'label':<10} {'P(pneumonia)':>12}  domain")
     items: list[Any] = list(files) + list(bad)
+    flagged = shown_count = 0
     for pred in iter_predictions(model, items, threshold=args.threshold, batch_size=args.batch_size,
-                                 tta=args.tta, progress=progress):
+                                 tta=args.tta, progress=progress,
+                                 on_out_of_domain=args.on_out_of_domain):
+        shown_count += 1
         if not pred.ok:
             failures += 1
+        flagged += pred.in_domain is False
         if args.json:
-            print(json.dumps(pred.to_dict()), flush=True)
+            record = pred.to_dict()
+            record["path"] = real_paths.get(pred.source, pred.source)  # the name, exactly
+            print(_dumps(record), flush=True)
         elif pred.ok:
-            print(f"{pred.source:<60} {pred.label:<10} {pred.probability:>12.4f}", flush=True)
+            prob = pred.probability
+            shown = f"{prob:>12.4f}" if prob is not None and math.isfinite(prob) else f"{'-':>12}"
+            domain = {True: "ok", False: "OUT", None: "-"}[pred.in_domain]
+            print(f"{_shorten(pred.source)} {pred.label:<10} {shown}  {domain}", flush=True)
         else:
-            print(f"{pred.source:<60} {'ERROR':<10} {pred.error}", flush=True)
+            print(f"{_shorten(pred.source)} {'ERROR':<10} {pred.error}", flush=True)
+    skipped = len(items) - shown_count
+    if flagged:
+        print(f"pneumozoo: warning: {flagged} of {len(items)} film(s) are unlike the films the "
+              "model was trained on (domain OUT): do not trust their predictions", file=sys.stderr)
+    if skipped:
+        print(f"pneumozoo: {skipped} of {len(items)} film(s) skipped as out of the model's domain",
+              file=sys.stderr)
     if failures:
         print(f"pneumozoo: {failures} of {len(items)} input(s) could not be read", file=sys.stderr)
-    if not items:
-        _err("no image files found in " + ", ".join(args.paths))
-        return EXIT_ERROR
     return EXIT_PARTIAL if failures else EXIT_OK
+
+
+def _real_paths(files: Sequence[Path]) -> dict[str, str]:
+    """Shown name (newlines escaped, one line) -> the file's real name, for JSON output."""
+    from pneumozoo.io import describe_source
+
+    out: dict[str, str] = {}
+    for f in files:
+        out.setdefault(describe_source(f), str(f))
+    return out
 
 
 # --- evaluate ----------------------------------------------------------------------------
@@ -103,15 +263,18 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", help="a split folder with NORMAL/ and PNEUMONIA/ (e.g. chest_xray/test)")
     _model_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--threshold", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threshold", type=_probability, default=None,
+                   help="decision threshold on P(pneumonia), in [0, 1] (default: the model's)")
+    p.add_argument("--batch-size", type=_batch_size, default=32, help="images per forward pass")
     p.add_argument("--ci", action=argparse.BooleanOptionalAction, default=True,
                    help="95%% bootstrap confidence intervals, resampling patients (default: on)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--n-boot", type=_int_at_least(1), default=1000,
+                   help="bootstrap resamples")
     p.add_argument("--tta", action="store_true", help="average over test-time augmentations")
     p.add_argument("--report", metavar="DIR", default=None,
                    help="write report.json and every figure (ROC, PR, confusion, reliability) "
                         "there; figures need the 'plot' extra")
+    _domain_arg(p)
 
 
 @command("evaluate", "evaluate a model on a labelled split folder", _evaluate_args)
@@ -124,11 +287,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         require_matplotlib()  # fail before loading the model and predicting
     model = _load(args)
     report = evaluate(model, args.data_dir, threshold=args.threshold, batch_size=args.batch_size,
-                      ci=args.ci, n_boot=args.n_boot, tta=args.tta, report_dir=args.report)
+                      ci=args.ci, n_boot=args.n_boot, tta=args.tta, report_dir=args.report,
+                      on_out_of_domain=args.on_out_of_domain)
     if args.report is not None:
         print(f"pneumozoo: report and figures written to {args.report}", file=sys.stderr)
-    if args.json:
-        print(report.to_json(indent=None))
+    if args.json:  # read back and written strictly: NaN (e.g. AUC of one class) -> null
+        print(_dumps(json.loads(report.to_json(indent=None))))
     else:
         print(report.summary())
     return EXIT_OK
@@ -136,101 +300,266 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 # --- train -------------------------------------------------------------------------------
 def _train_args(p: argparse.ArgumentParser) -> None:
+    from pneumozoo.recipe import Recipe
+
+    d = Recipe()
     p.add_argument("data_dir", help="dataset root with train/ (or a train folder with NORMAL/ and PNEUMONIA/)")
-    p.add_argument("--arch", default="xraynet", help="architecture (see `pneumozoo models --archs`)")
-    p.add_argument("--task", choices=["binary", "3class"], default="binary")
-    p.add_argument("--input-size", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--augment", default="xray", help="augmentation preset")
-    p.add_argument("--schedule", default="cosine", choices=["plateau", "cosine", "exponential", "constant"])
-    p.add_argument("--balance", default="weights", choices=["weights", "oversample", "none"])
-    p.add_argument("--label-smoothing", type=float, default=0.0, help="e.g. 0.1 (default: none)")
+    p.add_argument("--recipe", default=None, metavar="NAME",
+                   help="rerun a zoo model's recipe (see 'pneumozoo models'); the options "
+                        "below override its settings")
+    p.add_argument("--arch", default=None, help=f"architecture (see 'pneumozoo models --archs'; default: {d.arch})")
+    p.add_argument("--task", choices=["binary", "3class"], default=None,
+                   help=f"normal vs pneumonia, or normal / bacteria / virus (default: {d.task})")
+    p.add_argument("--input-size", type=_int_at_least(16), default=None,
+                   help="square input side in pixels (default: the architecture's)")
+    p.add_argument("--epochs", type=_int_at_least(1), default=None,
+                   help=f"epochs to train, at least 1 (default: {d.epochs})")
+    p.add_argument("--batch-size", type=_batch_size, default=None,
+                   help=f"images per training step (default: {d.batch_size})")
+    p.add_argument("--learning-rate", type=_float_in(0.0, math.inf, low_open=True), default=None,
+                   help=f"peak learning rate (default: {d.learning_rate})")
+    p.add_argument("--augment", default=None, help=f"augmentation preset (default: {d.augment})")
+    p.add_argument("--schedule", default=None, choices=["plateau", "cosine", "exponential", "constant"],
+                   help=f"learning-rate schedule (default: {d.schedule})")
+    p.add_argument("--balance", default=None, choices=["weights", "oversample", "none"],
+                   help="how to balance the classes: loss weights, oversampling, or not at all "
+                        "(default: weights)")
+    p.add_argument("--label-smoothing", type=_float_in(0.0, 1.0, high_open=True), default=None,
+                   help=f"in [0, 1), e.g. 0.1 (default: {d.label_smoothing})")
     p.add_argument("--normalization", default=None,
                    help="override the architecture's input normalisation (e.g. per-image)")
-    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--val-fraction", type=_float_in(0.0, 1.0, low_open=True, high_open=True),
+                   default=None, help=f"share of the training patients held out for validation, "
+                                      f"in (0, 1) (default: {d.val_fraction})")
+    p.add_argument("--threshold-rule", default=None,
+                   choices=["youden", "youden-margin"],
+                   help=f"how the threshold is chosen on validation (default: {d.threshold_rule})")
     p.add_argument("--weights", default=None, help="imagenet, or a checkpoint to start from")
-    p.add_argument("--freeze-backbone", action="store_true")
+    p.add_argument("--freeze-backbone", action="store_true",
+                   help="train only the head of a transfer model")
     p.add_argument("--precision", default="auto", help="auto, float32, mixed_float16, mixed_bfloat16")
     p.add_argument("--strategy", default=None, choices=["mirrored", "multiworker"],
                    help="tf.distribute strategy; --batch-size is then per replica")
     p.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output folder: checkpoints, history.json and the model folder")
+    p.add_argument("--seed", type=_int_at_least(0), default=None,
+                   help=f"seed of the split, the augmentation and the initial weights (default: {d.seed})")
+    p.add_argument("--test", action="store_true",
+                   help="evaluate once on DATA_DIR/test at the end and record it in the model card")
+    p.add_argument("--out", required=True, type=_out_folder,
+                   help="output folder: checkpoint/ (resumable) and model/ "
+                        "(one training run at a time writes there)")
 
 
-@command("train", "train an architecture on a Kermany-style folder (resumes if re-run)", _train_args)
+#: ``pneumozoo train`` options that are recipe settings (option dest -> Recipe field).
+_RECIPE_OPTIONS = {"arch": "arch", "task": "task", "input_size": "input_size", "epochs": "epochs",
+                   "batch_size": "batch_size", "learning_rate": "learning_rate",
+                   "augment": "augment", "schedule": "schedule",
+                   "label_smoothing": "label_smoothing", "normalization": "normalization",
+                   "val_fraction": "val_fraction", "threshold_rule": "threshold_rule",
+                   "seed": "seed"}
+
+
+def _recipe_from(args: argparse.Namespace, out: Path) -> Any:
+    """The run's :class:`~pneumozoo.recipe.Recipe`: a zoo recipe or the default one, with the
+    options given on the command line."""
+    from pneumozoo.recipe import Recipe, get_recipe
+
+    base = get_recipe(args.recipe) if args.recipe else Recipe(name=out.name)
+    changes = {field: getattr(args, dest) for dest, field in _RECIPE_OPTIONS.items()
+               if getattr(args, dest) is not None}
+    if args.balance is not None:
+        changes["class_weight"] = "balanced" if args.balance == "weights" else None
+        changes["oversample"] = args.balance == "oversample"
+    if not args.recipe:
+        changes.setdefault("description", f"{changes.get('arch', base.arch)} trained with `pneumozoo train`")
+    return base.with_(**changes)
+
+
+@command("train", "train an architecture, or rerun a zoo recipe, on a Kermany-style folder "
+                  "(resumes if re-run)", _train_args)
 def _train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from pneumozoo.data import patient_split, scan_folder, scan_split
-    from pneumozoo.data.validate import validate_records
-    from pneumozoo.errors import DataError
-    from pneumozoo.models import build_model
     from pneumozoo.models.registry import get_model_info
-    from pneumozoo.train import fit
+    from pneumozoo.recipe import training_records
 
-    get_model_info(args.arch)  # an unknown architecture fails now, not after decoding the data
-    if args.normalization is not None:
+    out = Path(args.out).expanduser()
+    recipe = _recipe_from(args, out)
+    get_model_info(recipe.arch)  # an unknown architecture fails now, not after decoding the data
+    if recipe.normalization is not None:
         from pneumozoo.errors import UnknownNameError
-        from pneumozoo.models.layers import NORMALIZATIONS
+        from pneumozoo.models.preprocessor import NORMALIZATIONS
 
-        if args.normalization not in NORMALIZATIONS:
-            raise UnknownNameError("normalization", args.normalization, list(NORMALIZATIONS))
+        if recipe.normalization not in NORMALIZATIONS:
+            raise UnknownNameError("normalization", recipe.normalization, list(NORMALIZATIONS))
     strategy = None
     if args.strategy:  # before TensorFlow runs anything (multiworker needs it first)
         from pneumozoo.distribute import get_strategy
 
         strategy = get_strategy(args.strategy)
-    root = Path(args.data_dir)
-    try:  # a dataset root with train/, or a folder that is itself the training split
-        records = scan_split(root, "train")
-    except DataError:
-        from pneumozoo.data.records import label_of
+    from pneumozoo.data.validate import validate_records
 
-        if not (root.is_dir() and any(label_of(c.name) is not None for c in root.iterdir())):
-            raise  # the split's own problem (e.g. empty class folders), not a fallback's
-        records = scan_folder(root, split="train")
-    validate_records(records, task=args.task)
-    train, val = patient_split(records, val_fraction=args.val_fraction, seed=args.seed, task="3class"
-                               if args.task == "3class" else "binary")
-    num_classes = 3 if args.task == "3class" else 2
-    model = build_model(args.arch, num_classes=num_classes, input_size=args.input_size,
-                        weights=args.weights, freeze_backbone=args.freeze_backbone,
-                        precision=args.precision, normalization=args.normalization)
-    out = Path(args.out)
-    result = fit(model, train, val, epochs=args.epochs, learning_rate=args.learning_rate,
-                 batch_size=args.batch_size, augment=args.augment, schedule=args.schedule,
-                 class_weight="balanced" if args.balance == "weights" else None,
-                 oversample=args.balance == "oversample", label_smoothing=args.label_smoothing,
-                 checkpoint_dir=out / "checkpoint",
-                 strategy=strategy, jit_compile=True if args.jit_compile else "auto",
-                 seed=args.seed, verbose=2)
-    from pneumozoo.pretrained.release import prepare_release, write_release
+    validate_records(training_records(args.data_dir), task=recipe.task)  # fail before the lock
+    if strategy is not None:
+        from pneumozoo.distribute import is_chief
 
-    # Calibrate and choose the threshold on validation, exactly as the zoo's recipes do.
-    model, cfg = prepare_release(
-        model, val, name=out.name, architecture=args.arch,
-        description=f"{args.arch} trained with `pneumozoo train`",
-        training={"data": str(root), "epochs": result.epochs, "best_epoch": result.best_epoch,
-                  "augment": args.augment, "schedule": args.schedule, "balance": args.balance,
-                  "label_smoothing": args.label_smoothing,
-                  "learning_rate": args.learning_rate, "batch_size": args.batch_size},
-    )
-    from pneumozoo.distribute import is_chief
+        if not is_chief(strategy):  # only the chief writes into --out
+            return _train_run(args, recipe, strategy, out)
+    with _output_lock(out):  # the folder is writable, and no other run writes there
+        return _train_run(args, recipe, strategy, out)
 
-    if strategy is not None and not is_chief(strategy):
-        return EXIT_OK  # only the chief writes the model folder
-    write_release(model, cfg, out / "model")
-    print(f"best {result.monitor} {result.best_value:.4f} at epoch {result.best_epoch}; "
-          f"model folder: {out / 'model'}")
+
+def _train_run(args: argparse.Namespace, recipe: Any, strategy: Any, out: Path) -> int:
+    from pneumozoo.recipe import build_from, run_recipe
+
+    model = build_from(recipe, weights=args.weights, freeze_backbone=args.freeze_backbone,
+                       precision=args.precision)
+    run_recipe(recipe, args.data_dir, out=out / "model", checkpoint_dir=out / "checkpoint",
+               model=model, test=args.test, strategy=strategy,
+               jit_compile=True if args.jit_compile else "auto",
+               log=_log)
+    print(f"model folder: {out / 'model'}")
     return EXIT_OK
+
+
+def _log(line: str) -> None:
+    """Progress lines go to stderr, so stdout stays the result."""
+    print(line, file=sys.stderr, flush=True)
+
+
+# --- adapt -------------------------------------------------------------------------------
+def _adapt_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("site_dir", help="the site's films: NORMAL/ and PNEUMONIA/ folders (labelled), "
+                                    "or any folder of films with --unlabelled")
+    _model_arg(p)
+    p.add_argument("--out", required=True, type=_out_folder, help="the adapted model folder to write")
+    p.add_argument("--name", default=None, help="name of the adapted model (default: MODEL-SITE)")
+    p.add_argument("--method", choices=["recalibrate", "finetune", "auto"], default="recalibrate",
+                   help="refit temperature and threshold; fine-tune the network (settings chosen "
+                        "by cross-validation); or both, keeping the better")
+    p.add_argument("--folds", type=_int_at_least(2), default=5,
+                   help="patient-wise cross-validation folds for the site metrics")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the folds and fine-tuning")
+    p.add_argument("--unlabelled", action="store_true",
+                   help="the films have no labels: estimate the site's pneumonia prevalence "
+                        "(EM) and move the threshold to it")
+    p.add_argument("--json", action="store_true", help="print what was measured as JSON")
+
+
+@command("adapt", "adapt a model to a site's own films; report cross-validated site metrics",
+         _adapt_args)
+def _adapt(args: argparse.Namespace) -> int:
+    from pneumozoo.adapt import adapt, adapt_unlabelled
+
+    model = _load(args)
+    out = Path(args.out).expanduser()
+    if args.unlabelled:
+        result = adapt_unlabelled(model, args.site_dir, out=out, name=args.name)
+        if args.json:
+            print(_dumps(result))
+        else:
+            ci = result["ci"]
+            print(f"estimated pneumonia prevalence {result['prevalence']:.3f}"
+                  + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+                  + f" (model calibrated at {result['prior']:.3f}); threshold "
+                  f"{result['threshold_before']:.3f} -> {result['threshold']:.3f}")
+            print(f"model folder: {out}")
+        return EXIT_OK
+    res = adapt(model, args.site_dir, out=out, name=args.name, method=args.method,
+                folds=args.folds, seed=args.seed, base_name=args.model or "", log=_log)
+    if args.json:
+        print(_dumps({"method": res.method, "settings": res.settings, "films": res.films,
+                      "cv": res.cv, "folder": str(out)}))
+        return EXIT_OK
+    print(f"adapted on {res.films['films']} films ({res.films['patients']} patients) by {res.method}"
+          + (f" {res.settings}" if res.settings else ""))
+    print("site metrics, out of fold (each film scored by a model adapted without it), 95% CI:")
+    for key, m in res.cv.items():
+        ci = m.get("confidence_intervals") or {}
+
+        def fmt(name: str, m: dict[str, Any] = m, ci: dict[str, Any] = ci) -> str:
+            lo_hi = ci.get(name)
+            band = f" [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]" if lo_hi and None not in lo_hi else ""
+            return f"{name} {m[name]:.3f}{band}"
+
+        print(f"  {key}: " + ", ".join(fmt(n) for n in ("auc", "accuracy", "sensitivity", "specificity")))
+    print(f"model folder: {out}")
+    return EXIT_OK
+
+
+@contextmanager
+def _output_lock(out: Path) -> Iterator[None]:
+    """Create ``out`` and hold :data:`LOCK_FILE` in it (pid and host) while the body runs.
+
+    A lock left by a dead process on this host is taken over; a live one is refused with
+    exit status 2, as is a folder that cannot be created or written.
+    """
+    from pneumozoo.errors import PneumozooError
+
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PneumozooError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
+    lock = out / LOCK_FILE
+    host = socket.gethostname()
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock, host)
+            if owner is not None:
+                raise PneumozooError(
+                    f"{out}: another 'pneumozoo train' ({owner}) is writing there; wait for it "
+                    f"or choose another --out (remove {lock} if that run is gone)") from None
+            try:  # stale: its process is dead; take it over
+                os.unlink(lock)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise PneumozooError(f"{lock}: cannot remove a stale lock ({e.strerror})") from None
+            continue
+        except OSError as e:
+            if created:
+                with suppress(OSError):
+                    out.rmdir()
+            raise PneumozooError(f"{out}: output folder is not writable ({e.strerror or e})") from None
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n{host}\n")
+        break
+    else:
+        raise PneumozooError(f"{lock}: cannot take the lock (another run keeps taking it)")
+    try:
+        yield
+    finally:
+        with suppress(OSError):
+            os.unlink(lock)
+
+
+def _lock_owner(lock: Path, host: str) -> str | None:
+    """Who holds ``lock`` (``"pid N"``), or None when it is stale (its process is gone)."""
+    try:
+        pid_text, _, rest = lock.read_text().partition("\n")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None  # unreadable or half-written by a crashed run
+    lock_host = rest.strip()
+    if lock_host and lock_host != host:
+        return f"pid {pid} on {lock_host}"  # cannot check another machine's processes
+    if pid == os.getpid():
+        return None  # left by this very process (an earlier run that was interrupted)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    except OSError:
+        return None
+    return f"pid {pid}"
 
 
 # --- models ------------------------------------------------------------------------------
 def _models_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print the pretrained configs as JSON")
+    p.add_argument("--json", action="store_true", help="print the configs as JSON")
     p.add_argument("--archs", action="store_true", help="list architectures instead of pretrained models")
 
 
@@ -241,9 +570,9 @@ def _models(args: argparse.Namespace) -> int:
 
         infos = list_models()
         if args.json:
-            print(json.dumps([{"name": m.name, "family": m.family, "input_size": m.input_size,
-                               "pretrainable": m.pretrainable, "description": m.description}
-                              for m in infos], indent=2))
+            print(_dumps([{"name": m.name, "family": m.family, "input_size": m.input_size,
+                           "pretrainable": m.pretrainable, "description": m.description}
+                          for m in infos], indent=2))
         else:
             for m in infos:
                 print(f"{m.name:<16} {m.family:<9} {m.input_size:>4}px  {m.description}")
@@ -252,7 +581,7 @@ def _models(args: argparse.Namespace) -> int:
 
     configs = list_pretrained()
     if args.json:
-        print(json.dumps([c.to_dict() for c in configs], indent=2))
+        print(_dumps([c.to_dict() for c in configs], indent=2))
         return EXIT_OK
     print(f"{'name':<18} {'arch':<10} {'task':<7} {'size':>4} {'thr':>6} {'test acc':>8} {'test auc':>8}")
     for c in configs:
@@ -320,28 +649,30 @@ def _data(args: argparse.Namespace) -> int:
 def _explain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="one X-ray (JPEG, PNG, DICOM...)")
     _model_arg(p)
-    p.add_argument("--out", default=None, help="Grad-CAM overlay PNG (default: IMAGE_gradcam.png here)")
-    p.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam")
+    p.add_argument("--out", default=None,
+                   help="Grad-CAM overlay PNG (default: IMAGE_gradcam.png in the current folder)")
+    p.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam",
+                   help="how the heatmap weighs the feature maps")
     p.add_argument("--class", dest="class_name", default=None,
                    help="class to explain (default: the predicted label)")
     p.add_argument("--layer", default=None, help="feature layer (default: the last conv feature map)")
-    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity in the overlay")
+    p.add_argument("--alpha", type=_float_in(0.0, 1.0), default=0.4,
+                   help="heatmap opacity in the overlay, in [0, 1]")
     p.add_argument("--feature-maps", nargs="*", metavar="LAYER", default=None,
-                   help="also save a grid of these layers' feature maps (none named: a few conv layers)")
+                   help="also save a grid of these layers' feature maps (none named: a few conv "
+                        "layers)")
     p.add_argument("--out-features", default=None,
-                   help="feature-map grid PNG (default: IMAGE_features.png here)")
+                   help="feature-map grid PNG (default: IMAGE_features.png beside the overlay)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 @command("explain", "Grad-CAM heatmap (and feature maps) of one X-ray", _explain_args)
 def _explain(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from pneumozoo.explain import save_explanation, save_feature_maps
     from pneumozoo.io import read_xray
     from pneumozoo.prediction import predict
 
-    image = read_xray(args.image)  # one clear error line before the model loads
+    image = read_xray(args.image, check=True)  # one clear error line before the model loads
     model = _load(args)
     pred = predict(model, image)[0]
     explained = args.class_name or pred.label  # default: the label predict() gives
@@ -352,11 +683,11 @@ def _explain(args: argparse.Namespace) -> int:
                               "probability": pred.probability, "explained_class": explained,
                               "method": args.method, "heatmap": str(out)}
     if args.feature_maps is not None or args.out_features is not None:
-        grid = save_feature_maps(model, image, args.out_features or f"{Path(args.image).stem}_features.png",
-                                 args.feature_maps or None)
+        features = args.out_features or Path(out).parent / f"{Path(args.image).stem}_features.png"
+        grid = save_feature_maps(model, image, features, args.feature_maps or None)
         result["feature_maps"] = str(grid)
     if args.json:
-        print(json.dumps(result))
+        print(_dumps(result))
     else:
         print(f"{args.image}: {pred.label} (P(pneumonia) {pred.probability:.4f}); "
               f"{args.method} of {explained!r} -> {out}")
@@ -375,8 +706,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (savedmodel) or .tflite file")
     p.add_argument("--calibration-dir", default=None,
                    help="real X-rays to calibrate int8 on (needed by tflite-int8)")
-    p.add_argument("--calibration-images", type=int, default=100,
-                   help="use at most this many calibration images (default 100)")
+    p.add_argument("--calibration-images", type=_int_at_least(1),
+                   default=100, help="use at most this many calibration images")
     p.add_argument("--revision", default=None, help="Hub revision when MODEL is hf://")
 
 
@@ -410,25 +741,70 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: ...)`` where a default says something (not None, not off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if ("default" in text or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> Any:  # argparse's own: usage lines, then the message
+        self.exit(EXIT_ERROR, f"pneumozoo: error: {message} (usage: '{self.prog} --help')\n")
+
+
+_DESCRIPTION = "Pneumonia classification of chest X-rays with a zoo of Keras models."
+_EPILOG = ("exit status: 0 when everything succeeded; 1 when some inputs could not be read "
+           "(the others are still processed and reported); 2 for a usage or fatal error, "
+           "printed as one line.")
+_VERBOSE_HELP = "show TensorFlow's start-up and log messages"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
     from pneumozoo import __version__
 
-    parser = argparse.ArgumentParser(prog="pneumozoo", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="pneumozoo", description=_DESCRIPTION, epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"pneumozoo {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text, configure, handler in _COMMANDS:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
         configure(p)
+        # also accepted after the command; SUPPRESS keeps a --verbose given before it
+        p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help=_VERBOSE_HELP)
         p.set_defaults(handler=handler)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pneumozoo`` command; returns the exit status."""
-    _quiet_tensorflow()
+    """Entry point of the ``pneumozoo`` command; returns the exit status.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        0 when everything succeeded, 1 when some inputs could not be read, 2 for a usage or
+        fatal error (reported as one line on stderr).
+    """
+    from pneumozoo import _quiet_tensorflow
+
+    _robust_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:  # before anything imports TensorFlow
+        _quiet_tensorflow("3", hide_startup=True)
     from pneumozoo.errors import PneumozooError
 
     try:

@@ -11,7 +11,8 @@ The pixel pipeline follows the DICOM display chain for a single image:
    ``PALETTE COLOR`` films are looked up in their palette.
 
 Every failure (pydicom missing, not a DICOM file, no pixel data, a compressed transfer syntax
-without an installed decoder, corrupt data) raises :class:`~pneumozoo.errors.InvalidImageError`
+without an installed decoder, corrupt data, a Rescale Slope/Intercept that overflows to
+infinite or NaN values) raises :class:`~pneumozoo.errors.InvalidImageError`
 naming the file and the reason.
 """
 
@@ -206,7 +207,9 @@ def _to_display(arr: np.ndarray, ds: Dataset, name: str) -> np.ndarray:
         raise InvalidImageError(name, "DICOM pixel data holds NaN or infinite values")
 
     stored = arr
-    values = np.asarray(apply_modality_lut(arr, ds))
+    with np.errstate(all="ignore"):  # overflow is reported below, not warned about
+        values = np.asarray(apply_modality_lut(arr, ds))
+    _check_finite(values, ds, name)
     gray = _apply_voi(values, ds, apply_voi_lut)
     if gray is None:
         bits = int(ds.get("BitsStored", 8 * arr.dtype.itemsize) or 8)
@@ -217,6 +220,22 @@ def _to_display(arr: np.ndarray, ds: Dataset, name: str) -> np.ndarray:
     if photometric == "MONOCHROME1":
         gray = 255 - gray
     return to_rgb_uint8(gray, name)
+
+
+def _check_finite(values: np.ndarray, ds: Dataset, name: str) -> None:
+    """Refuse a modality transform that overflows (e.g. ``RescaleSlope`` 1e999 reads as inf).
+
+    Without this the min/max scaling would turn the film into a black frame silently.
+    """
+    if values.dtype.kind not in "fc" or np.all(np.isfinite(values)):
+        return
+    rescale = ", ".join(
+        f"{key}={ds.get(key)!s}" for key in ("RescaleSlope", "RescaleIntercept") if key in ds
+    )
+    why = f" ({rescale})" if rescale else " (Modality LUT)"
+    raise InvalidImageError(
+        name, f"DICOM rescale gives infinite or NaN pixel values{why}; the file is corrupt"
+    )
 
 
 def _apply_voi(values: np.ndarray, ds: Dataset, apply_voi_lut: Any) -> np.ndarray | None:

@@ -302,8 +302,6 @@ def replicate_model(model: keras.Model, strategy: str | tf.distribute.Strategy,
         if num_workers(strategy) > 1:
             # Each worker built (or loaded) its own model: start them all from the chief's.
             replica.set_weights(_from_first_replica(replica.get_weights(), strategy))
-        if hasattr(model, "pneumozoo_config"):
-            replica.pneumozoo_config = model.pneumozoo_config
         with _keras_multiworker_fixes(replica, strategy):
             result = run(replica)
     model.set_weights(replica.get_weights())
@@ -362,7 +360,10 @@ def _keras_multiworker_fixes(replica: keras.Model,
             num_workers(strategy) < 2:
         yield
         return
-    from keras.src import tree
+    from keras import tree
+
+    # No public API reaches Keras's per-replica log reduction: this private hook is the
+    # narrowest place to fix it, and is put back when training ends.
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
     original_reduce = getattr(tf_trainer, "reduce_per_replica", None)

@@ -12,7 +12,10 @@ __all__ = [
     "DownloadError",
     "IntegrityError",
     "InvalidImageError",
+    "InvalidRevisionError",
     "ModelConfigError",
+    "ModelMetadataError",
+    "OutOfDomainError",
     "PneumozooError",
     "UnknownNameError",
     "UnsafeModelError",
@@ -84,3 +87,51 @@ class IntegrityError(PneumozooError):
 
 class UnsafeModelError(PneumozooError):
     """A model file asks for code execution (Lambda layers, unknown custom objects)."""
+
+
+class ModelMetadataError(ModelConfigError):
+    """A model file (``pneumozoo.json``, ``config.json``...) declares something invalid.
+
+    The message is one line naming the file, the field and the rule it breaks.
+
+    Args:
+        file: The file, as a path or a name (``".../pneumozoo.json"``).
+        field: The field, e.g. ``"threshold"`` or ``"files['config.json']"``; ``""`` when
+            the whole file is unusable (not JSON, too large...).
+        reason: The rule it breaks, in a few words.
+
+    Example:
+        >>> str(ModelMetadataError("m/pneumozoo.json", "threshold", "must be in [0, 1], got 7"))
+        "m/pneumozoo.json: field 'threshold' must be in [0, 1], got 7"
+    """
+
+    def __init__(self, file: str, field: str, reason: str) -> None:
+        self.file = file
+        self.field = field
+        self.reason = reason
+        where = f"{file}: field {field!r}" if field else f"{file}:"
+        super().__init__(f"{where} {reason}")
+
+
+class InvalidRevisionError(PneumozooError, ValueError):
+    """A Hub revision is neither a valid git ref name nor a 40-hex commit hash."""
+
+
+class OutOfDomainError(PneumozooError):
+    """A film the model's domain guard flags, with ``on_out_of_domain="fail"``.
+
+    Args:
+        source: The film: a path, or a short description of an in-memory input.
+        score: Its domain score (the guard's distance over its cut-off; above 1.0 is out
+            of domain).
+
+    Example:
+        >>> print(OutOfDomainError("adult.png", 2.5))
+        adult.png: out of the model's domain (domain score 2.50 > 1.00); its prediction is not to be trusted
+    """
+
+    def __init__(self, source: str, score: float | None) -> None:
+        self.source = source
+        self.score = score
+        super().__init__(f"{source}: out of the model's domain (domain score "
+                         f"{(score or 0.0):.2f} > 1.00); its prediction is not to be trusted")

@@ -42,7 +42,8 @@ CAM_METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
 CamMethod = Literal["gradcam", "gradcam++"]
 
 # Layers whose output is not a feature map worth explaining (preprocessing, resampling).
-_NOT_FEATURES = ("InputLayer", "Resizing", "Normalize", "Rescaling", "Normalization",
+_NOT_FEATURES = ("InputLayer", "XrayPreprocessor", "ClassifierHead", "Resizing", "Normalize",
+                 "Rescaling", "Normalization",
                  "ZeroPadding2D", "Dropout", "SpatialDropout2D")
 _POOLING = ("MaxPooling2D", "AveragePooling2D")
 
@@ -95,6 +96,8 @@ def _is_nested(layer: Any) -> bool:
 
 
 def _node(layer: Any) -> Any:
+    # A nested model's public ``output`` is its own inner graph's; its call in the outer
+    # graph is only reachable through its first inbound node (no public Keras API).
     nodes = getattr(layer, "_inbound_nodes", None)
     if not nodes:
         raise PneumozooError(f"layer {layer.name!r} is not connected in the model graph")
@@ -173,13 +176,10 @@ def _default_target(model: Any) -> _Target:
 
 
 # --- forward passes ----------------------------------------------------------------------
-def _output_layer(model: Any) -> Any:
-    from pneumozoo.models.layers import ClassifierOutput
+def as_classifier(model: Any) -> Any:
+    from pneumozoo.models.classifier import as_classifier as check
 
-    for layer in reversed(model.layers):
-        if isinstance(layer, ClassifierOutput):
-            return layer
-    return None
+    return check(model)
 
 
 _CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], Callable[..., Any]]] = (
@@ -201,8 +201,7 @@ def _grad_fn(model: Any, target: _Target) -> Callable[[Any], tuple[Any, Any, Any
     """``x -> (features, logits, probabilities)`` as one differentiable function."""
     import keras
 
-    head = _output_layer(model)
-    logits_t = head.input if head is not None else model.outputs[0]
+    logits_t = as_classifier(model).head.input[1]
     probs_t = model.outputs[0]
     if target.backbone is None:
         whole = keras.Model(model.inputs[0], [_out_tensor(target.layer), logits_t, probs_t])
@@ -222,20 +221,17 @@ def _grad_fn(model: Any, target: _Target) -> Callable[[Any], tuple[Any, Any, Any
 
 def _model_input(model: Any, image: ImageSource) -> tuple[np.ndarray, np.ndarray]:
     """``(original uint8 image, (1, s, s, 3) float32 batch as predict feeds it)``."""
-    from pneumozoo.data.pipeline import resize_images
-    from pneumozoo.models.registry import input_size_of
-
     original = read_xray(image)
-    batch = np.asarray(resize_images(original, input_size_of(model)), dtype=np.float32)[None]
+    pixels = as_classifier(model).preprocessor.prepare(original)
+    batch = np.repeat(pixels, 3 // pixels.shape[-1], axis=-1).astype(np.float32)[None]
     return original, batch
 
 
 def _class_index(model: Any, class_index: int | str | None, probs: np.ndarray) -> int:
-    from pneumozoo.models.registry import class_names_of
-
-    names = list(class_names_of(model))
-    if class_index is None:
-        return int(np.argmax(probs))
+    clf = as_classifier(model)
+    names = list(clf.class_names)
+    if class_index is None:  # the class pneumozoo.predict labels the film with
+        return names.index(clf.head.label(probs[None])[0])
     if isinstance(class_index, str):
         if class_index not in names:
             raise UnknownNameError("class", class_index, names)
@@ -268,8 +264,8 @@ def grad_cam(
     Args:
         model: A zoo model (any architecture).
         image: Anything :func:`pneumozoo.read_xray` accepts.
-        class_index: Class to explain, as an index or a class name; default the most
-            probable class.
+        class_index: Class to explain, as an index or a class name; default the class
+            :func:`pneumozoo.predict` labels the film with (by the model's threshold).
         layer: Feature layer (see :func:`feature_layers`); default the last conv feature map.
         method: ``"gradcam"`` or ``"gradcam++"``.
 
@@ -350,11 +346,14 @@ def overlay(image: ImageSource, heatmap: np.ndarray, alpha: float = 0.4) -> np.n
 
 
 def _save_png(array: np.ndarray, out: str | Path) -> Path:
+    """Write a PNG where asked, atomically (a temporary file beside it, then renamed)."""
+    from pneumozoo.io import atomic_output
+
     path = Path(out)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(np.asarray(array, dtype=np.uint8))
     try:
-        Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path, format="PNG")
+        with atomic_output(path) as f:
+            image.save(f, format="PNG")
     except OSError as e:
         raise PneumozooError(f"{path}: cannot write image ({e})") from None
     return path

@@ -1,15 +1,20 @@
 """Export a zoo model for serving: TensorFlow SavedModel or TensorFlow Lite (float32/16, int8).
 
 Every export takes float32 ``(N, S, S, 3)`` images in 0..255, RGB, where ``S`` is the
-model's input size (:func:`pneumozoo.models.input_size_of`), and returns the softmax
-probabilities. Fixing the side at ``S`` removes the resampling from the exported graph
-(resize first: :func:`pneumozoo.data.resize_images`, or use :class:`TFLiteModel`, which
-does it for you); normalisation stays inside. Beside each export, ``<path>.json`` (for a
-SavedModel folder: ``<folder>/pneumozoo-export.json``) records the class names and size.
+model's input size (``model.input_size``), and returns the softmax probabilities. Fixing the
+side at ``S`` removes the resampling from the exported graph (prepare films first with
+``model.prepare(film)``, or use :class:`TFLiteModel`, which does it with the same
+preprocessor); colour policy, rounding and normalisation stay inside. Beside each export,
+``<path>.json`` (for a SavedModel folder: ``<folder>/pneumozoo-export.json``) records the
+class names, size, colour policy and threshold.
 
 ``tflite-int8`` quantises weights and activations to int8 after training, calibrated on
 real X-rays (``calibration``), and keeps float32 inputs and outputs, so callers never
-quantise by hand.
+quantise by hand. Its graph starts after the preprocessor: :class:`TFLiteModel` prepares and
+normalises on the host (the same ops, in float32), because quantising the normalisation
+(per-image mean and standard deviation) both moved probabilities by up to 0.24 and kept the
+convolutions off the fast int8 path (about 10x slower than float; see
+``benchmarks/bench_export.py``).
 
 Example:
     >>> from pneumozoo import load_pretrained
@@ -34,8 +39,9 @@ import numpy as np
 import tensorflow as tf
 
 from pneumozoo.errors import DataError, InvalidImageError, UnknownNameError
-from pneumozoo.models.layers import Resizing
-from pneumozoo.models.registry import class_names_of, input_size_of
+from pneumozoo.models.classifier import as_classifier
+from pneumozoo.models.head import ClassifierHead
+from pneumozoo.models.preprocessor import XrayPreprocessor, normalize_pixels
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -67,23 +73,15 @@ def metadata_path(path: str | Path) -> Path:
     return path / _METADATA_IN_FOLDER if path.is_dir() else path.with_name(path.name + ".json")
 
 
-def _serving_model(model: keras.Model) -> keras.Model:
-    """``model`` minus a resampling step that cannot be skipped at size ``S``."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Resizing) and not isinstance(layer, Resizing):
-            # Saved before pneumozoo's pass-through Resizing: serve from its output.
-            return keras.Model(layer.output, model.output, name=model.name)
-    return model
-
-
-def calibration_images(source: str | Path | Sequence[Any] | np.ndarray, size: int, *,
-                       limit: int = 100, seed: int = 0) -> np.ndarray:
-    """Real images for int8 calibration, read and resized like the model's inputs.
+def calibration_images(source: str | Path | Sequence[Any] | np.ndarray,
+                       size: int | XrayPreprocessor, *, limit: int = 100,
+                       seed: int = 0) -> np.ndarray:
+    """Real images for int8 calibration, read and prepared like the model's inputs.
 
     Args:
         source: A folder (walked recursively), a list of image paths/arrays, or an array
             ``(N, H, W, 3)``.
-        size: Side to resize to (the model's input size).
+        size: The model's preprocessor (or, for a luminance model, its input size).
         limit: Use at most this many images (a random, seeded subset of a larger folder).
         seed: Seed for that subset.
 
@@ -97,8 +95,9 @@ def calibration_images(source: str | Path | Sequence[Any] | np.ndarray, size: in
         >>> calibration_images(np.zeros((4, 64, 64, 3), np.uint8), 32).shape
         (4, 32, 32, 3)
     """
-    from pneumozoo.data.pipeline import resize_images
     from pneumozoo.io import expand_inputs, read_xray
+
+    pre = size if isinstance(size, XrayPreprocessor) else XrayPreprocessor(int(size))
 
     items: list[Any]
     if isinstance(source, np.ndarray):
@@ -117,7 +116,8 @@ def calibration_images(source: str | Path | Sequence[Any] | np.ndarray, size: in
     out = []
     for item in items:
         try:
-            out.append(np.asarray(resize_images(read_xray(item), size), dtype=np.float32))
+            pixels = pre.prepare(read_xray(item))
+            out.append(np.repeat(pixels, 3 // pixels.shape[-1], axis=-1).astype(np.float32))
         except InvalidImageError:
             continue
     if not out:
@@ -158,9 +158,12 @@ def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmo
     if format == "tflite-int8" and calibration is None:
         raise DataError("tflite-int8 needs calibration images (a folder of real X-rays)")
     path = Path(path)
-    size = input_size_of(model)
-    serving = _serving_model(model)
-    calib = (calibration_images(calibration, size, limit=calibration_limit)
+    clf = as_classifier(model)
+    serving = clf
+    size = clf.input_size
+    mode = clf.preprocessor.normalization
+    calib = (np.asarray(normalize_pixels(calibration_images(
+        calibration, clf.preprocessor, limit=calibration_limit), mode, "float32"))
              if format == "tflite-int8" and calibration is not None else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     if format == "savedmodel":
@@ -172,25 +175,36 @@ def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmo
     else:
         with tempfile.TemporaryDirectory(prefix="pneumozoo-export-") as tmp:
             saved = Path(tmp) / "savedmodel"
-            _write_saved_model(serving, saved, size)
+            # int8 cannot quantise the colour policy and rounding (PIL's luminance weights,
+            # floor, round: every output collapses to one value), nor the normalisation well
+            # (per-image statistics), so that graph starts after the normalisation and
+            # TFLiteModel does those steps on the host (same ops, float32).
+            _write_saved_model(serving, saved, size, prepared=format == "tflite-int8")
             path.write_bytes(_convert_tflite(saved, format, calib))
-    meta = {"format": format, "input_size": size, "class_names": list(class_names_of(model)),
-            "model": model.name, "input": f"float32 (N, {size}, {size}, 3), RGB 0..255",
+    meta = {"format": format, "input_size": size, "class_names": list(clf.class_names),
+            "color": clf.preprocessor.color, "threshold": clf.threshold,
+            "model": clf.name, "input": f"float32 (N, {size}, {size}, 3), RGB 0..255"
+            + (f", prepared (model.prepare: colour policy and rounding done) and normalised "
+               f"({mode!r})" if format == "tflite-int8" else ""),
             "output": "float32 (N, classes) softmax probabilities"}
-    cfg = getattr(model, "pneumozoo_config", None)
-    if cfg is not None:
-        meta["threshold"] = float(cfg.threshold)
-        meta["pretrained"] = str(cfg.name)
+    if format == "tflite-int8":
+        meta["host_normalization"] = mode
     metadata_path(path).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return path
 
 
-def _write_saved_model(model: keras.Model, path: Path, size: int) -> None:
-    # An explicit training=False: a plain model.export() of a model built with Keras's own
-    # Resizing runs BatchNorm in training mode (see pneumozoo.models.layers.Resizing).
+def _write_saved_model(model: keras.Model, path: Path, size: int, *, prepared: bool = False) -> None:
+    # An explicit training=False, so no export can ever run BatchNorm in training mode.
     archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serve", lambda x: model(x, training=False),
+    if prepared:  # inputs already prepared and normalised: the backbone and head only
+        clf = as_classifier(model)
+        body = keras.Model(clf.preprocessor.output, clf.output, name=clf.name)
+        archive.track(body)
+        serve = lambda x: body(x, training=False)  # noqa: E731
+    else:
+        archive.track(model)
+        serve = lambda x: model(x, training=False)  # noqa: E731
+    archive.add_endpoint("serve", serve,
                          input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32,
                                                         name="images")])
     archive.write_out(str(path), verbose=False)
@@ -237,8 +251,10 @@ class TFLiteModel:
     """Run a ``.tflite`` export like the Keras model it came from.
 
     ``predict`` takes what a zoo model takes (uint8 or float RGB, 0..255, any size: images
-    not already ``S x S`` are resized with the models' filter) and returns the float32
-    probabilities, so ``pneumozoo.predict`` and ``pneumozoo.evaluate`` accept it too.
+    not already ``S x S`` are prepared by the model's own :class:`XrayPreprocessor`, rebuilt
+    from the sidecar JSON) and returns the float32 probabilities; it carries the model's
+    class names and threshold (in a :class:`ClassifierHead`), so ``pneumozoo.predict`` and
+    ``pneumozoo.evaluate`` accept it too. The domain guard is not exported.
 
     Args:
         path: The ``.tflite`` file (its ``.json`` sidecar, if present, gives class names).
@@ -268,26 +284,64 @@ class TFLiteModel:
 
         default = {2: BINARY_CLASSES, 3: THREE_CLASSES}.get(
             n_out, tuple(f"class_{i}" for i in range(n_out)))
-        self.class_names: tuple[str, ...] = tuple(meta.get("class_names", default))
+        class_names: tuple[str, ...] = tuple(meta.get("class_names", default))
         self.name = str(meta.get("model", self.path.stem))
         self._batch = -1
-        # What pneumozoo.models.input_size_of / class_names_of read off a model.
-        from pneumozoo.models.layers import ClassifierOutput
-
-        self.layers = [ClassifierOutput(self.class_names, name="probabilities")]
+        # An int8 graph starts at the normalisation (older exports) or after it (those with
+        # host_normalization): colour policy, rounding (and normalisation) happen here.
+        self._host_pixels = meta.get("format") == "tflite-int8"
+        self._host_normalization: str | None = meta.get("host_normalization")
+        self.preprocessor = XrayPreprocessor(self.input_size, color=str(meta.get("color", "rgb")))
+        self.head = ClassifierHead(class_names, threshold=float(meta.get("threshold", 0.5)))
         self.input_shape = (None, self.input_size, self.input_size, 3)
-        self.output_shape = (None, len(self.class_names))
+        self.output_shape = (None, len(class_names))
+
+    #: Accepted by :func:`pneumozoo.predict` and :func:`pneumozoo.evaluate` like a model.
+    is_pneumozoo_model = True
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Output names in order."""
+        return tuple(self.head.class_names)
+
+    @property
+    def task(self) -> str:
+        """``"binary"`` or ``"3class"``."""
+        return self.head.task
+
+    @property
+    def threshold(self) -> float:
+        """The exported model's decision threshold."""
+        return self.head.threshold
+
+    @property
+    def temperature(self) -> float:
+        """1.0: the exported probabilities are already calibrated."""
+        return 1.0
+
+    def scores(self, batch: np.ndarray) -> tuple[np.ndarray, None]:
+        """Probabilities of a prepared batch, and no guard distances.
+
+        Args:
+            batch: Prepared pixels, ``(N, size, size, 1 | 3)``.
+
+        Returns:
+            ``(probabilities, None)``: a TFLite file carries no domain guard.
+        """
+        return np.asarray(self.predict_on_batch(batch), np.float64), None
 
     def _prepare(self, batch: Any) -> np.ndarray:
         x = np.asarray(batch)
         if x.ndim == 3:
             x = x[None]
-        if x.ndim != 4 or x.shape[-1] != 3:
+        if x.ndim != 4 or x.shape[-1] not in (1, 3):
             raise ValueError(f"expected images (N, H, W, 3), got shape {x.shape}")
-        if x.shape[1:3] != (self.input_size, self.input_size):
-            from pneumozoo.data.pipeline import resize_images
-
-            x = np.asarray(resize_images(x, self.input_size))
+        if self._host_pixels or x.shape[1:3] != (self.input_size, self.input_size):
+            x = np.asarray(self.preprocessor.to_pixels(x))
+        if x.shape[-1] == 1:
+            x = np.repeat(x, 3, axis=-1)
+        if self._host_normalization is not None:
+            x = np.asarray(normalize_pixels(x, self._host_normalization, "float32"))
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def predict_on_batch(self, batch: Any) -> np.ndarray:

@@ -22,20 +22,21 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pneumozoo.errors import DownloadError, IntegrityError, PneumozooError
+from pneumozoo.errors import DownloadError, IntegrityError, InvalidRevisionError, PneumozooError
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
     from pneumozoo.pretrained.config import PretrainedConfig
 
-__all__ = ["DEFAULT_TIMEOUT", "download_model", "push_to_hub", "split_repo_ref"]
+__all__ = ["DEFAULT_TIMEOUT", "check_revision", "download_model", "push_to_hub", "split_repo_ref"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,80 @@ def split_repo_ref(text: str) -> tuple[str, str | None]:
     body = text[len("hf://"):] if text.startswith("hf://") else text
     repo, _, revision = body.partition("@")
     _check_repo_id(repo, text)
+    if revision:
+        check_revision(revision, text)
     return repo, revision or None
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_REF_FORBIDDEN = " ~^:?*[\\"
+
+
+def _ref_rule(revision: str) -> str | None:
+    """The git ref-name rule (``git check-ref-format``) ``revision`` breaks, or None."""
+    if not revision:
+        return "it is empty"
+    if len(revision) > 255:
+        return "it is longer than 255 characters"
+    if revision == "@":
+        return "it is the single character '@'"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in revision):
+        return "it holds a control character"
+    bad = sorted({c for c in revision if c in _REF_FORBIDDEN})
+    if bad:
+        return f"it holds {', '.join(repr(c) for c in bad)}"
+    if ".." in revision:
+        return "it holds '..'"
+    if "@{" in revision:
+        return "it holds '@{'"
+    if revision.startswith("/") or revision.endswith("/") or "//" in revision:
+        return "it has an empty path component ('/' at either end, or '//')"
+    if revision.startswith("-"):
+        return "it starts with '-'"
+    if revision.endswith("."):
+        return "it ends with '.'"
+    for part in revision.split("/"):
+        if part.startswith("."):
+            return f"its component {part!r} starts with '.'"
+        if part.endswith(".lock"):
+            return f"its component {part!r} ends with '.lock'"
+    return None
+
+
+def check_revision(revision: str, uri: str) -> str:
+    """Refuse a revision that is neither a 40-hex commit hash nor a valid git ref name.
+
+    ``huggingface_hub`` writes ``refs/<revision>`` in its cache, so ``../..`` in a revision
+    would write outside it; the rules are git's (``git check-ref-format``), plus no leading
+    ``-``. Checked before any Hub call.
+
+    Args:
+        revision: Branch, tag or commit.
+        uri: What the user asked for, named in the error message.
+
+    Returns:
+        ``revision``.
+
+    Raises:
+        InvalidRevisionError: One line naming the revision and the rule it breaks.
+
+    Example:
+        >>> check_revision("../../tmp/x", "hf://me/m@../../tmp/x")
+        Traceback (most recent call last):
+        ...
+        pneumozoo.errors.InvalidRevisionError: hf://me/m@../../tmp/x: revision '../../tmp/x' is not a 40-hex commit hash nor a valid git ref name: it holds '..'
+    """
+    if not uri.isprintable():
+        uri = repr(uri)[1:-1]  # keep the message on one line
+    if not isinstance(revision, str):
+        raise InvalidRevisionError(f"{uri}: revision {revision!r} must be a string")
+    if _COMMIT.fullmatch(revision):
+        return revision
+    rule = _ref_rule(revision)
+    if rule:
+        raise InvalidRevisionError(f"{uri}: revision {revision!r} is not a 40-hex commit hash "
+                                   f"nor a valid git ref name: {rule}")
+    return revision
 
 
 def _check_repo_id(repo_id: str, uri: str) -> None:
@@ -244,7 +318,10 @@ def download_model(
 
     uri = f"hf://{repo_id}@{revision}" if revision else f"hf://{repo_id}"
     _check_repo_id(repo_id, uri)
+    if revision is not None:
+        check_revision(revision, uri)
     endpoint, cache, seconds = _endpoint(), _cache_root(cache_dir), _timeout(timeout)
+    _clean_incomplete(cache, repo_id)
     options: dict[str, Any] = dict(
         revision=revision or "main", cache_dir=str(cache), endpoint=endpoint,
         library_name="pneumozoo", library_version=__version__,
@@ -280,6 +357,32 @@ def download_model(
                 raise DownloadError(_describe(e, uri, endpoint, seconds)) from e
     _verify_download(folder, uri, cache)
     return folder
+
+
+def _clean_incomplete(cache: Path, repo_id: str) -> None:
+    """Delete the ``*.incomplete`` files a killed download left in the repo's cache folder.
+
+    A file whose download lock another process holds is still being written: it stays.
+    """
+    from filelock import FileLock, Timeout
+    from huggingface_hub.file_download import repo_folder_name
+
+    folder_name = repo_folder_name(repo_id=repo_id, repo_type="model")
+    blobs = cache / folder_name / "blobs"
+    if not blobs.is_dir():
+        return
+    for leftover in blobs.glob("*.incomplete"):
+        if leftover.is_symlink() or not leftover.is_file():
+            continue
+        etag = leftover.name.split(".", 1)[0]
+        lock = cache / ".locks" / folder_name / f"{etag}.lock"
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(lock), timeout=0):
+                leftover.unlink(missing_ok=True)
+                logger.info("removed %s, left by an interrupted download", leftover)
+        except (Timeout, OSError):
+            continue  # another process is downloading it, or the cache is read-only
 
 
 def _verify_download(folder: Path, uri: str, cache: Path) -> None:
@@ -337,8 +440,8 @@ def push_to_hub(
     ``README.md``. Only the model-folder files are uploaded.
 
     Args:
-        model_or_folder: A model folder, or a ``keras.Model`` (with ``config``, or loaded by
-            pneumozoo so it carries ``model.pneumozoo_config``).
+        model_or_folder: A model folder, or a pneumozoo model (its class names, size and
+            threshold come from the model; pass ``config`` for provenance and metrics).
         repo_id: ``owner/name`` of the Hub repo.
         config: The :class:`~pneumozoo.pretrained.config.PretrainedConfig` of a Keras model.
         revision: Branch to commit to (created from ``main`` if missing); default ``main``.
@@ -369,6 +472,8 @@ def push_to_hub(
 
     uri = f"hf://{repo_id}"
     _check_repo_id(repo_id, uri)
+    if revision is not None:
+        check_revision(revision, uri)
     if create_pr and revision not in (None, "main"):
         raise PneumozooError(f"{uri}: create_pr opens a pull request against main; "
                              "do not combine it with revision")
@@ -389,10 +494,8 @@ def push_to_hub(
                 (staged / _README).write_text(model_card(cfg, repo_id=repo_id), encoding="utf-8")
                 folder = staged
         else:
-            cfg_or_none = config or getattr(model_or_folder, "pneumozoo_config", None)
-            if not isinstance(cfg_or_none, PretrainedConfig):
-                raise PneumozooError(f"{uri}: push_to_hub(model, ...) needs config=PretrainedConfig"
-                                     "(...) with the class names, input size and threshold")
+            cfg_or_none = config or PretrainedConfig.from_model(
+                model_or_folder, name=repo_id.rsplit("/", 1)[-1])
             folder = Path(tmp) / "model"
             cfg = save_folder(model_or_folder, folder, cfg_or_none)
             (folder / _README).write_text(model_card(cfg, repo_id=repo_id), encoding="utf-8")

@@ -3,6 +3,11 @@
 Everything returns what the models take: a ``uint8`` RGB array, values 0..255, any size,
 EXIF orientation applied. Anything unreadable raises :class:`~pneumozoo.errors.InvalidImageError`
 naming the source and the reason; nothing else escapes.
+
+Every kind of input is refused above :data:`MAX_PIXELS` (decompression bombs, huge arrays).
+:func:`check_film` adds the checks that an image can be a chest film at all: a short side of
+at least :data:`MIN_SIDE` pixels and some content (the grey image's standard deviation at
+least :data:`MIN_GREY_STD`); ``read_xray(source, check=True)`` applies them.
 """
 
 from __future__ import annotations
@@ -11,12 +16,13 @@ import contextlib
 import errno
 import io as _io
 import os
+import secrets
 import stat
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from struct import error as struct_error
-from typing import Any, Union
+from typing import Any, BinaryIO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -26,7 +32,11 @@ from pneumozoo.errors import InvalidImageError
 __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_PIXELS",
+    "MIN_GREY_STD",
+    "MIN_SIDE",
     "ImageSource",
+    "atomic_output",
+    "check_film",
     "describe_source",
     "expand_inputs",
     "read_xray",
@@ -35,6 +45,17 @@ __all__ = [
 
 #: Largest image accepted, in pixels (an 8k x 8k film; guards against decompression bombs).
 MAX_PIXELS = 8192 * 8192
+
+#: Shortest side a film may have, in pixels (:func:`check_film`). Chest films are hundreds to
+#: thousands of pixels wide and the zoo's models look at 128..224 px; below 32 px no anatomy is
+#: left to classify.
+MIN_SIDE = 32
+
+#: Smallest standard deviation of the 8-bit grey image (0..255) a film may have
+#: (:func:`check_film`). A constant or near-constant frame (blank, all black, a DICOM whose
+#: pixels collapse to one value) holds nothing to classify; a real film's grey values spread
+#: over tens of levels, while 2.0 is about the noise of a flat 8-bit field.
+MIN_GREY_STD = 2.0
 
 #: File suffixes treated as images when walking folders (any case).
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
@@ -118,6 +139,10 @@ def to_rgb_uint8(array: np.ndarray, name: str = "<ndarray>") -> np.ndarray:
         )
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise InvalidImageError(name, f"image has no pixels (shape {a.shape})")
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise InvalidImageError(
+            name, f"image is {a.shape[1]}x{a.shape[0]} pixels, over the {MAX_PIXELS} limit"
+        )
     if a.ndim == 3 and a.shape[-1] == 4:
         a = a[..., :3]
     if a.dtype == np.uint8:
@@ -143,6 +168,47 @@ def to_rgb_uint8(array: np.ndarray, name: str = "<ndarray>") -> np.ndarray:
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=-1)
     return np.ascontiguousarray(out)
+
+
+def check_film(image: np.ndarray, name: str = "<ndarray>") -> np.ndarray:
+    """Check that a read image can be a chest film: big enough, and not blank.
+
+    Args:
+        image: A ``uint8`` RGB array ``(H, W, 3)`` as :func:`read_xray` returns.
+        name: How to call the image in error messages.
+
+    Returns:
+        ``image`` itself.
+
+    Raises:
+        InvalidImageError: If its short side is below :data:`MIN_SIDE` pixels, or its grey
+            image (ITU-R 601 luma, 0..255) has a standard deviation below
+            :data:`MIN_GREY_STD` (a constant or near-constant frame).
+
+    Example:
+        >>> import numpy as np
+        >>> try:
+        ...     check_film(np.zeros((64, 64, 3), np.uint8), "blank.png")
+        ... except InvalidImageError as e:
+        ...     print(e.reason)
+        no content: the image is constant or nearly (grey standard deviation 0.00 < 2.0)
+    """
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise InvalidImageError(
+            name, f"image is {w}x{h} pixels, too small for a film (short side under {MIN_SIDE})"
+        )
+    step = max(1, int((h * w / float(1 << 20)) ** 0.5))  # ~1 M samples are plenty
+    sample = np.asarray(image[::step, ::step], dtype=np.float32)
+    grey = sample @ np.array([0.299, 0.587, 0.114], np.float32) if sample.ndim == 3 else sample
+    spread = float(grey.std())
+    if not spread >= MIN_GREY_STD:
+        raise InvalidImageError(
+            name,
+            f"no content: the image is constant or nearly (grey standard deviation "
+            f"{spread:.2f} < {MIN_GREY_STD})",
+        )
+    return image
 
 
 def _pil_to_array(img: Image.Image, name: str) -> np.ndarray:
@@ -187,7 +253,26 @@ def _sniff_format(fp: Any) -> str | None:
     return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
 
 
-def _open_pil(fp: Any, name: str) -> np.ndarray:
+def _draft(img: Image.Image, min_side: int | None) -> None:
+    """Ask a JPEG decoder for the smallest DCT scale (1/2, 1/4, 1/8) whose short side stays
+    at least ``min_side`` (never below :data:`MIN_SIDE`); other formats are left alone.
+
+    libjpeg then decodes only the low frequencies it needs: a 2000 px film read for a 192 px
+    model costs about a quarter of the full decode. The file's own mode is kept (a colour
+    JPEG stays RGB, so luminance is still computed from RGB as for a full decode).
+    """
+    if min_side is None or img.format != "JPEG" or img.mode not in ("L", "RGB"):
+        return
+    w, h = img.size
+    short = min(w, h)
+    target = max(int(min_side), MIN_SIDE)
+    if short < 2 * target:  # no DCT scale fits
+        return
+    # Pillow picks the largest scale s in {1, 2, 4, 8} with s <= min(w // rw, h // rh).
+    img.draft(img.mode, (max(1, w * target // short), max(1, h * target // short)))
+
+
+def _open_pil(fp: Any, name: str, min_side: int | None = None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -197,6 +282,7 @@ def _open_pil(fp: Any, name: str) -> np.ndarray:
                     raise InvalidImageError(
                         name, f"image claims {w}x{h} pixels, over the {MAX_PIXELS} limit"
                     )
+                _draft(img, min_side)
                 img.load()
                 return _pil_to_array(img, name)
     except InvalidImageError:
@@ -242,7 +328,7 @@ def _stat_error(path: Path, e: OSError) -> InvalidImageError:
     return InvalidImageError(name, e.strerror or type(e).__name__)
 
 
-def _read_path(path: Path) -> np.ndarray:
+def _read_path(path: Path, min_side: int | None = None) -> np.ndarray:
     name = _path_name(path)
     try:
         st = os.stat(path)
@@ -265,7 +351,7 @@ def _read_path(path: Path) -> np.ndarray:
         data = path.read_bytes()
     except OSError as e:
         raise _stat_error(path, e) from None
-    return _open_pil(_io.BytesIO(data), name)
+    return _open_pil(_io.BytesIO(data), name, min_side)
 
 
 def _looks_like_dicom(path: Path) -> bool:
@@ -277,7 +363,8 @@ def _looks_like_dicom(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def read_xray(source: ImageSource) -> np.ndarray:
+def read_xray(source: ImageSource, *, check: bool = False,
+              min_side: int | None = None) -> np.ndarray:
     """Read one X-ray as a ``uint8`` RGB array ``(H, W, 3)``, values 0..255.
 
     Accepts a path (JPEG, PNG, BMP, TIFF, WebP, or DICOM with the ``dicom`` extra), raw
@@ -286,25 +373,42 @@ def read_xray(source: ImageSource) -> np.ndarray:
 
     Args:
         source: The image.
+        check: Also refuse images that cannot be a film (:func:`check_film`: short side
+            under :data:`MIN_SIDE`, or blank). Off by default, so small synthetic images
+            stay readable.
+        min_side: Reduced decoding for a model that looks at ``min_side`` px: a JPEG (path
+            or bytes) is decoded at the smallest DCT scale (1/2, 1/4 or 1/8) whose short side
+            is still at least ``min_side`` (and :data:`MIN_SIDE`), which skips most of the
+            work for original-resolution films. Other formats and inputs, and JPEGs less
+            than twice that size, are read in full. ``None`` (default): always full size.
 
     Returns:
         A contiguous ``uint8`` array of shape ``(height, width, 3)``.
 
     Raises:
         InvalidImageError: If the source is missing, empty, not an image, truncated, too large
-            or of an unsupported kind; the message names the source and the reason.
+            or of an unsupported kind (or, with ``check``, too small or blank); the message
+            names the source and the reason.
 
     Example:
         >>> import numpy as np
         >>> read_xray(np.zeros((4, 5), dtype=np.uint16)).shape
         (4, 5, 3)
     """
+    image = _read(source, min_side)
+    if check:
+        name = describe_source(source)
+        check_film(image, name)
+    return image
+
+
+def _read(source: ImageSource, min_side: int | None = None) -> np.ndarray:
     name = describe_source(source)
     if isinstance(source, (str, os.PathLike)):
         text = os.fsdecode(os.fspath(source))
         if not text:
             raise InvalidImageError("<empty path>", "an empty string is not a file path")
-        return _read_path(Path(text))
+        return _read_path(Path(text), min_side)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if not data:
@@ -313,7 +417,7 @@ def read_xray(source: ImageSource) -> np.ndarray:
             from pneumozoo.dicom import read_dicom
 
             return read_dicom(_io.BytesIO(data), name=name)
-        return _open_pil(_io.BytesIO(data), name)
+        return _open_pil(_io.BytesIO(data), name, min_side)
     if isinstance(source, Image.Image):
         try:
             return _pil_to_array(source, name)
@@ -325,6 +429,40 @@ def read_xray(source: ImageSource) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return to_rgb_uint8(source, name)
     raise InvalidImageError(name, "unsupported input type; pass a path, bytes, PIL image or array")
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """Write a file atomically: into a hidden temporary file beside it, renamed over it at the end.
+
+    Readers never see a half-written file, and a failure leaves any earlier file in place.
+    The parent folder is created; the file gets the usual permissions (the umask applies).
+
+    Args:
+        path: The file to write.
+
+    Yields:
+        A binary file object to write to; on a clean exit it is flushed, synced and renamed
+        to ``path`` (``os.replace``). On an error the temporary file is removed.
+
+    Example:
+        >>> with atomic_output("out/report.bin") as f:  # doctest: +SKIP
+        ...     _ = f.write(b"data")
+    """
+    target = Path(os.fspath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    f = open(tmp, "xb")  # noqa: SIM115 - closed below, before the rename
+    try:
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def expand_inputs(

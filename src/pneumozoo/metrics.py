@@ -7,16 +7,10 @@ from typing import Any
 import keras
 from keras import ops
 
+# The one definition of P(pneumonia) = 1 - P(normal), re-exported here for Keras code.
+from pneumozoo.evaluation.metrics import pneumonia_probability
+
 __all__ = ["PneumoniaAUC", "SmoothedSparseCrossentropy", "pneumonia_probability"]
-
-
-def pneumonia_probability(probabilities: Any) -> Any:
-    """P(pneumonia) from softmax outputs: 1 - P(normal), with class 0 being ``normal``.
-
-    For a binary model this is the pneumonia column; for normal/bacteria/virus it is
-    bacteria + virus.
-    """
-    return 1.0 - probabilities[..., 0]
 
 
 @keras.saving.register_keras_serializable(package="pneumozoo")

@@ -56,11 +56,20 @@ def _figure(width: float, height: float, dpi: int) -> Any:
 
 
 def _save(fig: Any, out: str | Path) -> Path:
+    """Write the figure where asked, atomically (a temporary file beside it, then renamed).
+
+    The format comes from the suffix, as with ``savefig`` (PNG when there is none).
+    """
+    from pneumozoo.io import atomic_output
+
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix[1:].lower() or "png"
     try:
-        fig.savefig(path, dpi=fig.dpi)
+        with atomic_output(path) as f:
+            fig.savefig(f, dpi=fig.dpi, format=fmt)
     except OSError as e:
+        raise PneumozooError(f"{path}: cannot write figure ({e})") from None
+    except ValueError as e:  # a suffix matplotlib has no writer for
         raise PneumozooError(f"{path}: cannot write figure ({e})") from None
     return path
 
@@ -464,11 +473,12 @@ def plot_augmentations(preset_name: str, image: Any, out: str | Path, *, n: int 
         raise ValueError(f"n must be at least 1, got {n}")
     require_matplotlib()
     from pneumozoo.augment import get_preset
-    from pneumozoo.data.pipeline import resize_images
     from pneumozoo.io import read_xray
+    from pneumozoo.models.preprocessor import XrayPreprocessor
 
     layer = get_preset(preset_name, seed=seed)
-    base = np.asarray(resize_images(read_xray(image), size), dtype=np.float32)
+    pixels = XrayPreprocessor(size, color="rgb").prepare(read_xray(image))
+    base = pixels.astype(np.float32)
     batch = np.repeat(base[None], n, axis=0)
     augmented = np.asarray(layer(batch, training=True), dtype=np.float32)
     panels = [("original", base)] + [(f"{preset_name} #{i + 1}", a) for i, a in enumerate(augmented)]

@@ -19,7 +19,8 @@ from pneumozoo.data.records import Record, Task
 from pneumozoo.data.splits import class_weights as balanced_weights
 from pneumozoo.errors import DataError
 from pneumozoo.metrics import PneumoniaAUC, SmoothedSparseCrossentropy
-from pneumozoo.models.registry import class_names_of, input_size_of
+from pneumozoo.models.classifier import as_classifier
+from pneumozoo.recipe import Recipe
 from pneumozoo.utils import atomic_path, atomic_write_json
 
 __all__ = ["FitResult", "compile_model", "fit"]
@@ -107,10 +108,6 @@ def compile_model(model: keras.Model, *, learning_rate: float = 1e-3, optimizer:
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), PneumoniaAUC()],
         jit_compile=jit_compile,
     )
-
-
-def _task_of(model: keras.Model) -> Task:
-    return "3class" if len(class_names_of(model)) == 3 else "binary"
 
 
 def _schedule_callback(schedule: Schedule, learning_rate: float, epochs: int,
@@ -214,12 +211,12 @@ def _as_dataset(data: Sequence[Record] | tf.data.Dataset, model: keras.Model, *,
     records = list(data)
     if not records:
         raise DataError("no records to train or validate on")
-    task = _task_of(model)
+    task: Task = as_classifier(model).task
     if training and oversample_minority:
         from pneumozoo.data.splits import oversample
 
         records = oversample(records, task, seed=seed)
-    return make_dataset(records, input_size=input_size_of(model), task=task, batch_size=batch_size,
+    return make_dataset(records, model, task=task, batch_size=batch_size,
                         training=training, augment=augment if training else None, cache=cache,
                         seed=seed)
 
@@ -229,95 +226,104 @@ def fit(
     train: Sequence[Record] | tf.data.Dataset,
     validation: Sequence[Record] | tf.data.Dataset | None = None,
     *,
-    epochs: int = 30,
-    learning_rate: float = 1e-3,
-    optimizer: str = "adam",
-    batch_size: int = 32,
-    augment: str | Any | None = "xray",
-    class_weight: Literal["balanced"] | dict[int, float] | None = "balanced",
-    oversample: bool = False,
-    label_smoothing: float = 0.0,
-    schedule: Schedule = "plateau",
-    warmup_epochs: int = 0,
-    decay_after: int = 20,
-    monitor: str = "val_auc",
-    early_stopping: int | None = 8,
+    recipe: Recipe | None = None,
+    class_weight: Literal["balanced"] | dict[int, float] | str | None = "recipe",
     checkpoint_dir: str | Path | None = None,
     restore_best: bool = True,
+    recalibrate: bool = True,
     cache: bool | str | Path = True,
     strategy: str | tf.distribute.Strategy | None = None,
     jit_compile: bool | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
-    seed: int = 0,
     verbose: int | str = "auto",
+    **settings: Any,
 ) -> FitResult:
-    """Train a zoo model: ``model.fit`` plus checkpoints, schedules, resume and balance.
+    """Train a pneumozoo model: ``model.fit`` plus checkpoints, schedules, resume, balance and
+    recalibration.
 
-    Given records, it builds the ``tf.data`` pipelines itself (input size and task are read
-    from the model). With ``checkpoint_dir``, every epoch's weights and optimizer state are
+    The training settings come from one :class:`~pneumozoo.recipe.Recipe`: ``recipe`` (default
+    ``Recipe()``, pneumozoo's recommended settings) with any of its fields overridden by
+    keyword (``epochs=20, learning_rate=1e-4, schedule="plateau", ...``; see
+    :class:`~pneumozoo.recipe.Recipe` for every setting and its default). ``pneumozoo train``
+    and the zoo's recipes go through the same object.
+
+    Given records, it builds the ``tf.data`` pipelines itself with the model's own
+    preprocessor. With ``checkpoint_dir``, every epoch's weights and optimizer state are
     written atomically, and calling ``fit`` again with the same arguments after a crash or
-    kill continues from the last finished epoch and ends at the same ``epochs``.
+    kill continues from the last finished epoch and ends at the same ``epochs``. With
+    validation records, the trained model is recalibrated at the end
+    (:func:`pneumozoo.evaluation.calibration.recalibrate`: temperature, threshold by the
+    recipe's ``threshold_rule``, domain guard), so a fine-tuned pretrained model never keeps
+    its old threshold.
 
     Args:
-        model: A model from :func:`pneumozoo.build_model` (compiled here unless it already is).
+        model: A model from :func:`pneumozoo.build_model` or :func:`pneumozoo.load_pretrained`
+            (compiled here).
         train: Training records or a batched ``(images, labels)`` dataset.
         validation: Validation records or dataset (needed for ``val_*`` monitoring).
-        epochs: Total number of epochs (a resumed run counts the earlier ones).
-        learning_rate: Initial learning rate (the model is (re)compiled with it).
-        optimizer: ``adam``, ``adamw``, ``rmsprop`` or ``sgd``.
-        batch_size: Batch size per replica when building pipelines from records: the
-            global batch is ``batch_size x strategy.num_replicas_in_sync`` (just
-            ``batch_size`` without a strategy). Datasets are used as given.
-        augment: Augmentation preset name or layer, applied on the training split only.
-        class_weight: ``"balanced"`` (inverse class frequency), a dict, or None.
-        oversample: Repeat minority-class records instead of (or as well as) weighting.
-        label_smoothing: Label smoothing of the cross-entropy (0 = none; 0.1 is common).
-        schedule: ``plateau`` (ReduceLROnPlateau on val_loss), ``cosine``, ``exponential``
-            (constant, then ``lr * exp(-0.1)`` per epoch after ``decay_after``, as in 000)
-            or ``constant``.
-        warmup_epochs: Linear warm-up epochs for ``cosine``/``exponential``.
-        decay_after: First epoch of exponential decay.
-        monitor: Metric choosing the best epoch (``val_auc`` by default; ``auc`` without
-            validation data).
-        early_stopping: Stop after this many epochs without improvement (None: never).
+        recipe: The settings to start from (default ``Recipe()``).
+        class_weight: ``"balanced"``, ``None``, or a dict (for datasets); default: the
+            recipe's.
         checkpoint_dir: Folder for ``best.weights.h5``, resume state and ``history.json``.
         restore_best: Load the best epoch's weights into ``model`` at the end.
+        recalibrate: Refit temperature, threshold and guard on ``validation`` records.
         cache: Cache decoded images (see :func:`pneumozoo.data.make_dataset`).
         strategy: ``"mirrored"``, ``"multiworker"``, a ``tf.distribute.Strategy`` or None.
             The model is trained as a replica built in the strategy's scope and gets the
             trained weights back (see :mod:`pneumozoo.distribute`); under multi-worker
-            training only the chief writes to ``checkpoint_dir``.
+            training only the chief writes to ``checkpoint_dir``. ``batch_size`` is then per
+            replica.
         jit_compile: XLA-compile the train and eval steps (``True``/``False``; ``"auto"``
             lets Keras decide, which means off on CPU and under ``tf.distribute``).
         callbacks: More Keras callbacks.
-        seed: Seed for shuffling and augmentation.
         verbose: Keras verbosity (``"auto"`` shows a progress bar).
+        **settings: Recipe fields to override (``epochs``, ``learning_rate``, ``optimizer``,
+            ``batch_size``, ``augment``, ``schedule``, ``warmup_epochs``, ``decay_after``,
+            ``oversample``, ``label_smoothing``, ``early_stopping``, ``monitor``, ``seed``,
+            ``threshold_rule``, ``guard_quantile``...).
 
     Returns:
-        A :class:`FitResult` with the full history and the best epoch.
+        A :class:`FitResult` with the full history, the best epoch, and in
+        ``extra["calibration"]`` what recalibration fitted.
 
     Raises:
         DataError: If ``train`` or ``validation`` holds no records.
+        PneumozooError: If ``model`` is not a pneumozoo model or a setting is out of range.
+        UnknownNameError: For an unknown setting, optimizer, augmentation preset or strategy.
         ValueError: If ``class_weight="balanced"`` is asked with a ``tf.data.Dataset``
             (pass a dict).
-        UnknownNameError: For an unknown optimizer, augmentation preset or strategy.
 
     Example:
         >>> model = pneumozoo.build_model("xraynet")  # doctest: +SKIP
         >>> result = pneumozoo.fit(model, train_records, val_records, epochs=20)  # doctest: +SKIP
+        >>> model.threshold  # chosen on val_records by the recipe's rule  # doctest: +SKIP
     """
+    model = as_classifier(model)
+    rc = (recipe or Recipe()).with_(**settings)
+    if class_weight == "recipe":
+        class_weight = rc.class_weight
+    monitor = rc.monitor
     if validation is None and monitor.startswith("val_"):
         monitor = monitor[4:]
     mode = "min" if monitor.endswith("loss") else "max"
-    task = _task_of(model)
+    task: Task = model.task
     cw: dict[int, float] | None
     if class_weight == "balanced":
         if isinstance(train, tf.data.Dataset):
             raise ValueError("class_weight='balanced' needs records; pass a dict for datasets")
-        cw = None if oversample else balanced_weights(list(train), task)
+        cw = None if rc.oversample else balanced_weights(list(train), task)
     else:
-        cw = class_weight
-    if strategy is not None:
+        cw = class_weight  # type: ignore[assignment]
+
+    def body(m: keras.Model, batch_size: int, ckpt_dir: str | Path | None) -> FitResult:
+        return _fit_body(m, train, validation, rc, cw=cw, monitor=monitor, mode=mode,
+                         batch_size=batch_size, checkpoint_dir=ckpt_dir,
+                         restore_best=restore_best, cache=cache, jit_compile=jit_compile,
+                         callbacks=callbacks, verbose=verbose)
+
+    if strategy is None:
+        result = body(model, rc.batch_size, checkpoint_dir)
+    else:
         from pneumozoo.distribute import (
             get_strategy,
             global_batch_size,
@@ -326,28 +332,37 @@ def fit(
         )
 
         strategy = get_strategy(strategy)
-        global_batch = global_batch_size(batch_size, strategy)
+        global_batch = global_batch_size(rc.batch_size, strategy)
         with worker_checkpoint_dir(checkpoint_dir, strategy) as worker_ckpt:
-            result = replicate_model(model, strategy, lambda m: fit(
-                m, train, validation, epochs=epochs, learning_rate=learning_rate,
-                optimizer=optimizer, batch_size=global_batch, augment=augment, class_weight=cw,
-                oversample=oversample, label_smoothing=label_smoothing, schedule=schedule,
-                warmup_epochs=warmup_epochs,
-                decay_after=decay_after, monitor=monitor, early_stopping=early_stopping,
-                checkpoint_dir=worker_ckpt, restore_best=restore_best, cache=cache,
-                strategy=None, jit_compile=jit_compile, callbacks=callbacks, seed=seed,
-                verbose=verbose))
+            result = replicate_model(model, strategy, lambda m: body(m, global_batch, worker_ckpt))
         result.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
-        return result
+    result.extra["recipe"] = rc.to_dict()
+    if recalibrate and validation is not None and not isinstance(validation, tf.data.Dataset):
+        from pneumozoo.evaluation.calibration import recalibrate as refit
 
-    train_ds = _as_dataset(train, model, training=True, batch_size=batch_size, augment=augment,
-                           cache=cache, seed=seed, oversample_minority=oversample)
+        train_records = None if isinstance(train, tf.data.Dataset) else list(train)
+        result.extra["calibration"] = refit(
+            model, list(validation), train=train_records, threshold_rule=rc.threshold_rule,
+            guard_quantile=rc.guard_quantile, batch_size=rc.batch_size)
+    return result
+
+
+def _fit_body(model: keras.Model, train: Sequence[Record] | tf.data.Dataset,
+              validation: Sequence[Record] | tf.data.Dataset | None, rc: Recipe, *,
+              cw: dict[int, float] | None, monitor: str, mode: str, batch_size: int,
+              checkpoint_dir: str | Path | None, restore_best: bool, cache: bool | str | Path,
+              jit_compile: bool | str, callbacks: Sequence[keras.callbacks.Callback],
+              verbose: int | str) -> FitResult:
+    """One training run on one device set (under a strategy, on the replica)."""
+    train_ds = _as_dataset(train, model, training=True, batch_size=batch_size, augment=rc.augment,
+                           cache=cache, seed=rc.seed, oversample_minority=rc.oversample)
     val_ds = None if validation is None else _as_dataset(
         validation, model, training=False, batch_size=batch_size, augment=None, cache=cache,
-        seed=seed, oversample_minority=False)
+        seed=rc.seed, oversample_minority=False)
 
-    compile_model(model, learning_rate=learning_rate, optimizer=optimizer, jit_compile=jit_compile,
-                  label_smoothing=label_smoothing)
+    compile_model(model, learning_rate=rc.learning_rate, optimizer=rc.optimizer,
+                  jit_compile=jit_compile, label_smoothing=rc.label_smoothing)
+    epochs, early_stopping = rc.epochs, rc.early_stopping
     history: dict[str, list[float]] = {}
     initial_epoch = 0
     ckpt: Path | None = Path(checkpoint_dir) if checkpoint_dir else None
@@ -368,7 +383,8 @@ def fit(
             patience = early_stopping if early_stopping is not None else max(epochs, 1)
             all_callbacks.append(keras.callbacks.EarlyStopping(
                 monitor=monitor, mode=mode, patience=patience, restore_best_weights=restore_best))
-    sched = _schedule_callback(schedule, learning_rate, epochs, decay_after, warmup_epochs)
+    sched = _schedule_callback(rc.schedule, rc.learning_rate, epochs, rc.decay_after,  # type: ignore[arg-type]
+                               rc.warmup_epochs)
     if sched is not None:
         all_callbacks.insert(0, sched)
     all_callbacks.extend(callbacks)

@@ -14,38 +14,65 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from pneumozoo.data.records import Record, Task, targets
 from pneumozoo.io import read_xray
+from pneumozoo.models.classifier import as_classifier
+from pneumozoo.models.preprocessor import XrayPreprocessor
 
-__all__ = ["decode_resize", "make_dataset", "resize_images"]
+__all__ = ["decode_resize", "load_pixels", "make_dataset", "resize_images"]
 
 
 def resize_images(images: Any, size: int) -> tf.Tensor:
-    """Resize ``(H, W, 3)`` or ``(N, H, W, 3)`` images to ``size x size``, as the models do.
+    """Deprecated: models resize inside their graph; use ``model.prepare(film)`` for one film.
 
-    Bilinear with antialiasing (an area-like filter when shrinking), output float32 0..255.
+    Resizes ``(H, W, 3)`` or ``(N, H, W, 3)`` images to ``size x size`` (antialiased
+    bilinear, float32 0..255, not rounded).
 
     Args:
-        images: One image or a batch, any numeric dtype, values 0..255.
+        images: ``(H, W, 3)`` or ``(N, H, W, 3)`` pixels in 0..255.
         size: Side of the square output.
 
     Returns:
-        A float32 tensor ``(size, size, 3)`` or ``(N, size, size, 3)``.
+        The resized float32 images (a ``DeprecationWarning`` is issued).
 
     Example:
         >>> import numpy as np
-        >>> resize_images(np.zeros((300, 200, 3), np.uint8), 64).shape
+        >>> resize_images(np.zeros((300, 200, 3)), 64).shape  # doctest: +SKIP
         TensorShape([64, 64, 3])
     """
-    x = tf.convert_to_tensor(images)
-    x = tf.cast(x, tf.float32)
+    import warnings
+
+    warnings.warn("resize_images is deprecated; use model.prepare(film) or "
+                  "XrayPreprocessor.prepare", DeprecationWarning, stacklevel=2)
+    x = tf.cast(tf.convert_to_tensor(images), tf.float32)
     return tf.image.resize(x, (size, size), method="bilinear", antialias=True)
 
 
+def _preprocessor(model_or_preprocessor: Any = None, input_size: int | None = None,
+                  color: bool = False) -> XrayPreprocessor:
+    """The preprocessor of a model, a preprocessor, or (for callers without a model) one
+    built from a size and the colour flag."""
+    if isinstance(model_or_preprocessor, XrayPreprocessor):
+        return model_or_preprocessor
+    if model_or_preprocessor is not None:
+        return as_classifier(model_or_preprocessor).preprocessor
+    if input_size is None:
+        raise TypeError("make_dataset needs a model (or preprocessor) or an input_size")
+    return XrayPreprocessor(int(input_size), color="rgb" if color else "luminance")
+
+
+def load_pixels(path: str | Path, preprocessor: XrayPreprocessor) -> np.ndarray:
+    """Read one file and prepare it as the model sees it (``uint8 (size, size, C)``).
+
+    Raises:
+        InvalidImageError: If the file cannot be read.
+    """
+    return preprocessor.prepare(read_xray(path))
+
+
 def decode_resize(path: str | Path, size: int) -> np.ndarray:
-    """Read one file and resize it to ``size``, as the training pipeline does.
+    """Read one file and prepare it for a ``size`` px luminance model, as training does.
 
     Args:
         path: An image file (anything :func:`pneumozoo.read_xray` reads).
@@ -61,36 +88,27 @@ def decode_resize(path: str | Path, size: int) -> np.ndarray:
         >>> decode_resize("examples/xrays/test224-normal-IM-0001-0001.jpeg", 96).shape
         (96, 96, 3)
     """
-    image = read_xray(path)
-    out = resize_images(image, size)
-    return np.asarray(tf.cast(tf.round(tf.clip_by_value(out, 0.0, 255.0)), tf.uint8))
+    return np.repeat(load_pixels(path, XrayPreprocessor(size)), 3, axis=-1)
 
 
-def _luminance(image: np.ndarray) -> np.ndarray:
-    """One channel: the film itself when R = G = B, else ITU-R 601 luma (PIL's ``L``)."""
-    r, g, b = image[..., 0], image[..., 1], image[..., 2]
-    if np.array_equal(r, g) and np.array_equal(r, b):
-        return image[..., :1]
-    return np.asarray(Image.fromarray(image).convert("L"))[..., None]
-
-
-def _load(path: tf.Tensor, size: int, channels: int) -> tf.Tensor:
+def _load(path: tf.Tensor, pre: XrayPreprocessor) -> tf.Tensor:
     def py_read(p: bytes) -> np.ndarray:
-        image = read_xray(p.decode("utf-8"))
-        return _luminance(image) if channels == 1 else image
+        # Reduced JPEG decoding, as pneumozoo.predict reads a film: same pixels in training
+        # and serving, and original-resolution films cost a fraction of a full decode.
+        return read_xray(p.decode("utf-8"), min_side=pre.input_size)
 
-    # Decoding in Python (PIL releases the GIL) keeps one reader for every format;
-    # resizing stays in the graph, where it runs in parallel without the GIL.
+    # Decoding in Python (PIL releases the GIL) keeps one reader for every format; the
+    # preprocessor's colour policy, resize and rounding run in the graph, in parallel.
     image = tf.numpy_function(py_read, [path], tf.uint8, stateful=False)
-    image.set_shape((None, None, channels))
-    resized = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
-    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
+    image.set_shape((None, None, 3))
+    return tf.cast(pre.to_pixels(image[None])[0], tf.uint8)
 
 
 def make_dataset(
     records: Sequence[Record],
+    model: Any = None,
     *,
-    input_size: int,
+    input_size: int | None = None,
     task: Task = "binary",
     batch_size: int = 32,
     training: bool = False,
@@ -104,12 +122,15 @@ def make_dataset(
 ) -> tf.data.Dataset:
     """A batched ``tf.data.Dataset`` of ``(images, labels)`` for training or evaluation.
 
-    Images are float32 ``(N, input_size, input_size, 3)`` in 0..255 (the models normalise
-    them); labels are int32 class indices for ``task``.
+    Images are float32 ``(N, size, size, 3)`` in 0..255, prepared by the model's
+    :class:`~pneumozoo.models.XrayPreprocessor` (colour policy, resize, rounding) exactly as
+    ``model.predict`` and :func:`pneumozoo.predict` prepare a film; the model normalises them.
+    Labels are int32 class indices for ``task``.
 
     Args:
         records: What to load (see :func:`pneumozoo.data.scan_split`).
-        input_size: Side of the square images the model takes.
+        model: The model (or its preprocessor) the data is for.
+        input_size: Without a model: the side of the square images.
         task: ``"binary"`` or ``"3class"``.
         batch_size: Images per batch; under a ``tf.distribute`` strategy that is the global
             batch (:func:`pneumozoo.fit` passes its per-replica ``batch_size`` x replicas).
@@ -124,12 +145,11 @@ def make_dataset(
         seed: Seed for shuffling and augmentation.
         drop_remainder: Drop the last partial batch (needed by some distribution setups).
         repeat: Repeat forever (pair with ``steps_per_epoch``).
-        color: Keep colour in a training pipeline. By default training pipelines keep one
-            channel per film through the cache and augmentation and repeat it to RGB at
-            the end: radiographs are grayscale (R = G = B, kept exactly), and one channel is
-            a third of the memory and of the augmentation work. Colour files, if any, are
-            then converted to luminance (PIL's ``L``). Evaluation pipelines always keep the
-            file's colours, as :func:`pneumozoo.predict` does.
+        color: Without a model: keep colour (the ``rgb`` policy) instead of one grey
+            channel. With the ``luminance`` policy (the default) pipelines keep one channel
+            per film through the cache and augmentation and repeat it to RGB at the end:
+            radiographs are grey (R = G = B, kept exactly), and one channel is a third of the
+            memory and of the augmentation work.
 
     Returns:
         The dataset; it reads files lazily, in parallel, and prefetches.
@@ -146,11 +166,12 @@ def make_dataset(
         >>> images.shape, labels.dtype  # doctest: +SKIP
         (TensorShape([32, 192, 192, 3]), tf.int32)
     """
+    pre = _preprocessor(model, input_size, color)
     y = np.asarray(targets(records, task), dtype=np.int32)
     paths = [str(r.path) for r in records]
-    channels = 1 if training and not color else 3
+    channels = pre.channels
     ds = tf.data.Dataset.from_tensor_slices((paths, y))
-    ds = ds.map(lambda p, label: (_load(p, input_size, channels), label),
+    ds = ds.map(lambda p, label: (_load(p, pre), label),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache is True:
         ds = ds.cache()

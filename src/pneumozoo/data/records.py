@@ -42,6 +42,8 @@ THREE_CLASSES: tuple[str, ...] = ("normal", "bacteria", "virus")
 
 _PERSON = re.compile(r"^(person\d+)_(bacteria|virus)", re.IGNORECASE)
 _NORMAL = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)", re.IGNORECASE)
+# NIH ChestX-ray14: {patient:08d}_{follow-up:03d}.png (Wang et al. 2017).
+_NIH = re.compile(r"^(\d{8})_\d{3}\.")
 
 
 @dataclass(frozen=True)
@@ -130,14 +132,15 @@ def parse_subtype(filename: str, label: int) -> int:
 
 
 def parse_patient_id(filename: str) -> str:
-    """Patient id from a Kermany file name.
+    """Patient id from a Kermany (or NIH ChestX-ray14) file name.
 
     Args:
         filename: A file name or path (only the name is used).
 
     Returns:
         ``personN`` for pneumonia films, ``IM-NNNN`` or ``NORMAL2-IM-NNNN`` for normal ones,
-        else the file stem (an unknown name is its own patient).
+        ``nih-NNNNNNNN`` for NIH's ``NNNNNNNN_FFF.png``, else the file stem (an unknown name
+        is its own patient).
 
     Example:
         >>> parse_patient_id("person1_virus_6.jpeg"), parse_patient_id("IM-0115-0001.jpeg")
@@ -148,6 +151,9 @@ def parse_patient_id(filename: str) -> str:
         m = pattern.match(name)
         if m:
             return m.group(1)
+    m = _NIH.match(name)
+    if m:
+        return f"nih-{m.group(1)}"
     return Path(name).stem
 
 

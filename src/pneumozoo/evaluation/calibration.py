@@ -10,7 +10,7 @@ Two views of calibration:
 
 Temperature scaling divides the logits by one scalar ``T`` fitted on validation data by
 minimising the negative log-likelihood; it changes confidence, never the arg-max. The fitted
-temperature lives in the model's ``ClassifierOutput`` layer (see :func:`apply_temperature`),
+temperature lives in the model's ``ClassifierHead`` (see :func:`apply_temperature`),
 so it is saved with the model and ``model.predict`` returns calibrated probabilities.
 """
 
@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
 
 from pneumozoo.errors import PneumozooError, UnknownNameError
+from pneumozoo.evaluation.metrics import pneumonia_scores
 
 __all__ = [
     "apply_temperature",
     "calibrate",
     "expected_calibration_error",
     "fit_temperature",
+    "recalibrate",
     "reliability_curve",
     "temperature_of",
     "uncalibrated",
@@ -52,7 +53,7 @@ def _confidence_and_outcome(y_true: Sequence[int] | np.ndarray, probabilities: n
             raise ValueError("top-label calibration needs the full (n, k) softmax outputs")
         return p, (y > 0).astype(np.float64)
     if mode == "binary" or (mode == "auto" and p.shape[1] == 2):
-        return 1.0 - p[:, 0], (y > 0).astype(np.float64)
+        return pneumonia_scores(p), (y > 0).astype(np.float64)
     return p.max(axis=1), (p.argmax(axis=1) == y).astype(np.float64)
 
 
@@ -211,22 +212,15 @@ def fit_temperature(
     return float(math.exp(float(res.x)))
 
 
-def _output_layer(model: Any) -> Any:
-    from pneumozoo.models.layers import ClassifierOutput
-
-    for layer in reversed(model.layers):
-        if isinstance(layer, ClassifierOutput):
-            return layer
-    raise PneumozooError(f"model {model.name!r} has no ClassifierOutput layer to hold a temperature")
-
-
 def temperature_of(model: Any) -> float:
     """The softmax temperature stored in a zoo model (1.0 for an uncalibrated model).
 
     Raises:
-        PneumozooError: If the model has no ``ClassifierOutput`` layer.
+        PneumozooError: If ``model`` is not a pneumozoo model.
     """
-    return float(_output_layer(model).temperature)
+    from pneumozoo.models.classifier import as_classifier
+
+    return as_classifier(model).temperature
 
 
 def uncalibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -246,56 +240,44 @@ def uncalibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def apply_temperature(model: Any, temperature: float) -> Any:
-    """A copy of ``model`` whose softmax uses ``temperature`` (the absolute value, not a factor).
+    """Set the model's softmax temperature (the absolute value, not a factor), in place.
 
-    The model is rebuilt from its config with the new temperature in its ``ClassifierOutput``
-    layer and the weights are copied, so the temperature is saved with the model and
-    ``model.predict`` and :func:`pneumozoo.predict` return calibrated probabilities. The
-    original model is left unchanged. If the model carries a ``pneumozoo_config`` of a binary
-    model, its threshold is moved so that every decision stays the same (for 3-class models
-    the threshold is kept; choose it again on calibrated validation outputs).
+    The temperature lives in the model's :class:`~pneumozoo.models.ClassifierHead`, so it is
+    saved with the model and ``model.predict`` and :func:`pneumozoo.predict` return
+    calibrated probabilities. For a binary model the threshold is moved so that every
+    decision stays the same (for 3-class models it is kept; choose it again on calibrated
+    validation outputs).
 
     Args:
-        model: A zoo model.
-        temperature: The new temperature, ``> 0``.
+        model: A pneumozoo model.
+        temperature: The new temperature (see :data:`~pneumozoo.models.head.TEMPERATURE_RANGE`).
 
     Returns:
-        The calibrated model (a new ``keras.Model``).
+        The same model, for chaining.
 
     Raises:
-        ValueError: If ``temperature`` is not positive and finite.
-        PneumozooError: If the model has no ``ClassifierOutput`` layer.
+        ModelConfigError: If ``temperature`` is out of range or not finite.
+        PneumozooError: If ``model`` is not a pneumozoo model.
 
     Example:
         >>> calibrated = apply_temperature(model, 1.7)  # doctest: +SKIP
         >>> temperature_of(calibrated)  # doctest: +SKIP
         1.7
     """
-    import keras
+    from pneumozoo.models.classifier import as_classifier
 
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be positive and finite, got {temperature}")
-    layer = _output_layer(model)
-    old = float(layer.temperature)
-    config = model.get_config()
-    found = False
-    for spec in config.get("layers", []):
-        if spec.get("name") == layer.name or spec.get("config", {}).get("name") == layer.name:
-            spec["config"]["temperature"] = float(temperature)
-            found = True
-    if not found:
-        raise PneumozooError(f"model {model.name!r}: cannot find layer {layer.name!r} in its config")
-    new = keras.Model.from_config(config)
-    new.set_weights(model.get_weights())
-    cfg = getattr(model, "pneumozoo_config", None)
-    if cfg is not None:
-        threshold = float(cfg.threshold)
-        if len(layer.class_names) == 2 and 0.0 < threshold < 1.0:
-            # P = sigmoid(d / T): keep d = T_old * logit(threshold) on the boundary.
-            d = old * math.log(threshold / (1.0 - threshold))
-            threshold = 1.0 / (1.0 + math.exp(-d / temperature))
-        new.pneumozoo_config = replace(cfg, threshold=threshold)
-    return new
+    clf = as_classifier(model)
+    head = clf.head
+    old = head.temperature
+    new = head._check_temperature(temperature)
+    threshold = head.threshold
+    if clf.task == "binary" and 0.0 < threshold < 1.0:
+        # P = sigmoid(d / T): keep d = T_old * logit(threshold) on the boundary.
+        d = old * math.log(threshold / (1.0 - threshold))
+        threshold = 1.0 / (1.0 + math.exp(-d / new))
+    head.temperature = new
+    head.threshold = threshold
+    return clf
 
 
 def calibrate(model: Any, records: Sequence[Any], *, batch_size: int = 32) -> Any:
@@ -307,16 +289,87 @@ def calibrate(model: Any, records: Sequence[Any], *, batch_size: int = 32) -> An
         batch_size: Inference batch size.
 
     Returns:
-        :func:`apply_temperature` of the fitted absolute temperature.
+        The model, its temperature set by :func:`apply_temperature` (in place).
 
     Example:
         >>> calibrated = calibrate(model, val_records)  # doctest: +SKIP
     """
-    from pneumozoo.data.records import Task, targets
+    from pneumozoo.data.records import targets
     from pneumozoo.evaluation.report import predict_records
-    from pneumozoo.models.registry import class_names_of
+    from pneumozoo.models.classifier import as_classifier
 
-    task: Task = "3class" if len(class_names_of(model)) == 3 else "binary"
-    probs = predict_records(model, records, batch_size=batch_size, task=task)
+    task = as_classifier(model).task
+    probs = predict_records(model, records, batch_size=batch_size)
     relative = fit_temperature(probs, targets(records, task), kind="probabilities")
     return apply_temperature(model, temperature_of(model) * relative)
+
+
+def recalibrate(
+    model: Any,
+    validation: Sequence[Any],
+    *,
+    train: Sequence[Any] | None = None,
+    threshold_rule: str = "youden-margin",
+    guard_quantile: float | None = None,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Refit a model's temperature, threshold and domain guard on data, in place.
+
+    Every trained or fine-tuned model ends here (:func:`pneumozoo.fit` calls it when given
+    validation records), so no model keeps the stale settings of the model it started from:
+
+    1. the softmax temperature minimising the validation NLL;
+    2. the decision threshold, by ``threshold_rule`` on the calibrated validation scores
+       (see :func:`pneumozoo.evaluation.choose_threshold`);
+    3. the domain guard (:func:`pneumozoo.guard.fit_guard`), fitted on ``train``'s features
+       with its cut-off at ``guard_quantile`` of the validation films' distances (without
+       ``train``: fitted on the validation films themselves).
+
+    Args:
+        model: A pneumozoo model.
+        validation: Labelled validation records (never the test split).
+        train: The records the model was trained on, for the guard.
+        threshold_rule: The declared threshold rule.
+        guard_quantile: The guard's cut-off quantile (default
+            :data:`pneumozoo.guard.DEFAULT_QUANTILE`).
+        batch_size: Inference batch size.
+
+    Returns:
+        What was fitted: ``temperature``, ``threshold``, ``threshold_rule``, ``guard`` and
+        the validation ``ece`` before and after.
+
+    Example:
+        >>> fitted = recalibrate(model, val_records, train=train_records)  # doctest: +SKIP
+        >>> fitted["threshold"], model.threshold  # doctest: +SKIP
+    """
+    from pneumozoo.data.records import targets
+    from pneumozoo.evaluation.report import predict_records
+    from pneumozoo.evaluation.thresholds import choose_threshold
+    from pneumozoo.guard import DEFAULT_QUANTILE, fit_guard, guard_features
+    from pneumozoo.models.classifier import as_classifier
+    from pneumozoo.models.head import TEMPERATURE_RANGE
+
+    clf = as_classifier(model)
+    if not validation:
+        raise PneumozooError("recalibrate needs labelled validation records")
+    y: np.ndarray = np.asarray(targets(validation, clf.task))
+    raw = predict_records(clf, validation, batch_size=batch_size)
+    # Relative to the model's current temperature; kept inside the head's range (a separable
+    # validation set drives the fitted temperature to the search bound).
+    lo, hi = TEMPERATURE_RANGE
+    temperature = clf.temperature * fit_temperature(raw, y, kind="probabilities")
+    apply_temperature(clf, min(max(temperature, lo), hi))
+    calibrated = predict_records(clf, validation, batch_size=batch_size)
+    op = choose_threshold(y, pneumonia_scores(calibrated), method=threshold_rule)
+    clf.threshold = float(op.threshold)
+    clf.head.prior = float(np.clip(np.mean(y > 0), 0.01, 0.99))
+    val_features = guard_features(clf, validation, batch_size=batch_size)
+    fit_features = guard_features(clf, train, batch_size=batch_size) if train else val_features
+    guard = fit_guard(clf, fit_features, val_features,
+                      quantile=guard_quantile or DEFAULT_QUANTILE,
+                      fitted_on=f"{len(fit_features)} training films; cut-off on "
+                                f"{len(val_features)} validation films")
+    return {"temperature": clf.temperature, "threshold": clf.threshold, "prior": clf.head.prior,
+            "threshold_rule": f"{op.method} on validation", "guard": guard,
+            "ece": expected_calibration_error(y, calibrated),
+            "ece_uncalibrated": expected_calibration_error(y, raw)}

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pneumozoo.errors import UnknownNameError
-from pneumozoo.evaluation.metrics import pneumonia_scores
+from pneumozoo.evaluation.metrics import BINARY_METRICS, Counts, pneumonia_scores
 
 __all__ = ["THRESHOLD_METHODS", "OperatingPoint", "choose_threshold", "operating_points"]
 
@@ -70,9 +70,12 @@ def _curve(y_true: Sequence[int] | np.ndarray, scores: np.ndarray) -> tuple[np.n
     # Counts of scores >= t for every candidate t, by class.
     pos_sorted = np.sort(s[y])
     neg_sorted = np.sort(s[~y])
-    tp = n_pos - np.searchsorted(pos_sorted, thresholds, side="left")
-    fp = n_neg - np.searchsorted(neg_sorted, thresholds, side="left")
-    return thresholds, tp / n_pos, (n_neg - fp) / n_neg
+    tp = (n_pos - np.searchsorted(pos_sorted, thresholds, side="left")).astype(np.float64)
+    fp = (n_neg - np.searchsorted(neg_sorted, thresholds, side="left")).astype(np.float64)
+    # One "resample" per candidate threshold, through the registered formulas.
+    counts = Counts(tp=tp, fp=fp, tn=n_neg - fp, fn=n_pos - tp)
+    return (thresholds, BINARY_METRICS["sensitivity"].formula(counts),
+            BINARY_METRICS["specificity"].formula(counts))
 
 
 def _margin_threshold(thresholds: np.ndarray, i: int) -> float:

@@ -16,16 +16,17 @@ __all__: list[str] = []
     family="custom",
     input_size=128,
     normalization="unit",
+    guard_layers=("block1_pool", "block2_pool", "block3_pool", "block4_pool"),
     description="4-block VGG-like CNN (filters 32->256, max-pool halving), as in 004 (128 px).",
 )
-def cnn4(x: Any, *, num_classes: int, input_size: int, dropout: float = 0.0) -> Any:
+def cnn4(x: Any, *, input_size: int, dropout: float = 0.0) -> Any:
     for i, filters in enumerate((32, 64, 128, 256)):
         x = layers.Conv2D(filters, 3, activation="relu", name=f"block{i + 1}_conv")(x)
         x = layers.MaxPooling2D(2, name=f"block{i + 1}_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
-    return layers.Dense(num_classes, name="logits")(x)
+    return x
 
 
 @register_model(
@@ -33,9 +34,10 @@ def cnn4(x: Any, *, num_classes: int, input_size: int, dropout: float = 0.0) -> 
     family="custom",
     input_size=150,
     normalization="unit",
+    guard_layers=("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"),
     description="5-block CNN of 001: 2 conv + 4 separable-conv blocks with BN, dense 512/128/64.",
 )
-def cnn5(x: Any, *, num_classes: int, input_size: int, dropout: float = 0.2) -> Any:
+def cnn5(x: Any, *, input_size: int, dropout: float = 0.2) -> Any:
     x = layers.Conv2D(16, 3, activation="relu", padding="same", name="block1_conv1")(x)
     x = layers.Conv2D(16, 3, activation="relu", padding="same", name="block1_conv2")(x)
     x = layers.MaxPooling2D(2, name="block1_pool")(x)
@@ -50,7 +52,7 @@ def cnn5(x: Any, *, num_classes: int, input_size: int, dropout: float = 0.2) -> 
     for units, rate in ((512, 0.7), (128, 0.5), (64, 0.3)):
         x = layers.Dense(units, activation="relu", name=f"fc{units}")(x)
         x = layers.Dropout(rate, name=f"fc{units}_dropout")(x)
-    return layers.Dense(num_classes, name="logits")(x)
+    return x
 
 
 def _conv_bn(x: Any, filters: int, kernel: int, stride: int, name: str, relu: bool = True) -> Any:
@@ -74,12 +76,12 @@ def _res_block(x: Any, filters: int, stride: int, name: str) -> Any:
     family="custom",
     input_size=192,
     normalization="unit",
+    guard_layers=("stem_pool", "stage1_out", "stage2_out", "stage3_out", "stage4_out"),
     description="pneumozoo's fast default: strided stem + max-pool, 4 residual stages 32-256, GAP.",
 )
 def xraynet(
     x: Any,
     *,
-    num_classes: int,
     input_size: int,
     dropout: float = 0.3,
     widths: tuple[int, ...] = (32, 64, 128, 256),
@@ -92,4 +94,4 @@ def xraynet(
         x = _res_block(x, filters, 2, f"stage{s}")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    return layers.Dense(num_classes, name="logits")(x)
+    return x

@@ -1,7 +1,8 @@
-"""The custom layers that travel inside every pneumozoo model.
+"""The layers of pneumozoo 0.1 models (``Resizing``, ``Normalize``, ``ClassifierOutput``).
 
-They are registered with Keras, so saved models load with ``safe_mode=True`` and need no
-``custom_objects``: importing :mod:`pneumozoo` is enough.
+Models are now built from :class:`~pneumozoo.models.XrayPreprocessor` and
+:class:`~pneumozoo.models.ClassifierHead`; these stay registered so folders saved by
+pneumozoo 0.1 still load (:func:`pneumozoo.pretrained.load_folder` upgrades them).
 """
 
 from __future__ import annotations
@@ -14,20 +15,7 @@ from keras import ops
 
 __all__ = ["NORMALIZATIONS", "ClassifierOutput", "Normalize", "Resizing"]
 
-# Per-channel (mean, std) in 0..255 units, in the RGB order the models receive.
-_IMAGENET_MEAN = (123.675, 116.28, 103.53)
-_IMAGENET_STD = (58.395, 57.12, 57.375)
-NORMALIZATIONS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
-    "unit": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),  # -> [0, 1]
-    "symmetric": ((127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),  # -> [-1, 1] ("tf" mode)
-    "imagenet": (_IMAGENET_MEAN, _IMAGENET_STD),  # "torch" mode
-    "caffe": ((103.939, 116.779, 123.68), (1.0, 1.0, 1.0)),  # BGR, mean only (VGG, ResNet50)
-    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # the backbone rescales itself
-    # Per-image standardisation: each film to zero mean, unit variance. The (0, 1) entry is
-    # unused; the statistics come from the image itself, which removes the exposure and
-    # contrast differences between X-ray machines and settings.
-    "per-image": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
-}
+from pneumozoo.models.preprocessor import NORMALIZATIONS, normalize_pixels
 
 
 @keras.saving.register_keras_serializable(package="pneumozoo")
@@ -83,24 +71,9 @@ class Normalize(keras.layers.Layer):
         if mode not in NORMALIZATIONS:
             raise ValueError(f"unknown normalization {mode!r}; valid: {', '.join(NORMALIZATIONS)}")
         self.mode = mode
-        mean, std = NORMALIZATIONS[mode]
-        self._mean = mean
-        self._scale = tuple(1.0 / s for s in std)
 
     def call(self, inputs: Any) -> Any:
-        if self.mode == "per-image":
-            # Statistics in float32 (a 192 px image sums ~110k values; float16 would overflow).
-            x32 = ops.cast(inputs, "float32") / 255.0
-            mean = ops.mean(x32, axis=(1, 2, 3), keepdims=True)
-            std = ops.std(x32, axis=(1, 2, 3), keepdims=True)
-            # A flat image (std 0) maps to zeros instead of NaN.
-            return ops.cast((x32 - mean) / ops.maximum(std, 1.0 / 255.0), self.compute_dtype)
-        x = ops.cast(inputs, self.compute_dtype)
-        if self.mode == "caffe":
-            x = ops.flip(x, axis=-1)
-        mean = ops.convert_to_tensor(self._mean, dtype=self.compute_dtype)
-        scale = ops.convert_to_tensor(self._scale, dtype=self.compute_dtype)
-        return (x - mean) * scale
+        return normalize_pixels(inputs, self.mode, self.compute_dtype)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
@@ -114,7 +87,7 @@ class ClassifierOutput(keras.layers.Layer):
     """Softmax over the logits, in float32, carrying the class names in its config.
 
     Being the last layer, it makes every saved model self-describing: the class names and
-    their order travel with the weights (see :func:`pneumozoo.models.class_names_of`).
+    their order travel with the weights .
 
     It also holds the softmax temperature fitted on validation data (temperature scaling),
     so ``model.predict`` returns calibrated probabilities with no extra step.

@@ -10,8 +10,10 @@ from typing import Any
 
 import keras
 
-from pneumozoo.errors import ModelConfigError, UnknownNameError
-from pneumozoo.models.layers import NORMALIZATIONS, ClassifierOutput, Normalize, Resizing
+from pneumozoo.errors import ModelConfigError, PneumozooError, UnknownNameError
+from pneumozoo.models.classifier import PneumoniaClassifier, as_classifier
+from pneumozoo.models.head import ClassifierHead, PooledStats
+from pneumozoo.models.preprocessor import NORMALIZATIONS, XrayPreprocessor
 
 __all__ = [
     "ModelInfo",
@@ -38,6 +40,8 @@ class ModelInfo:
         normalization: How raw 0..255 pixels are normalised inside the graph.
         description: One line on what it is and where it comes from.
         pretrainable: True if ``weights="imagenet"`` is accepted.
+        guard_layers: Layers whose pooled activations (mean and standard deviation over
+            space) feed the domain guard, besides the penultimate features.
         builder: The registered builder (use :func:`build_model` instead).
 
     Example:
@@ -52,6 +56,7 @@ class ModelInfo:
     normalization: str
     description: str
     pretrainable: bool = False
+    guard_layers: tuple[str, ...] = ()
     builder: Builder = field(repr=False, compare=False, default=lambda *_, **__: None)
 
 
@@ -66,11 +71,13 @@ def register_model(
     normalization: str,
     description: str,
     pretrainable: bool = False,
+    guard_layers: Sequence[str] = (),
 ) -> Callable[[Builder], Builder]:
     """Decorator adding a builder to the registry.
 
-    The builder takes ``(inputs, *, num_classes, input_size, **kwargs)`` where ``inputs`` are
-    already resized and normalised, and returns the logits tensor; builders of pretrainable
+    The builder takes ``(inputs, *, input_size, **kwargs)`` where ``inputs`` are already
+    resized and normalised, and returns the penultimate feature vector (``(N, D)``): the
+    classifier (``logits``) and the head are added by :func:`build_model`; builders of pretrainable
     models also take ``weights`` and ``freeze_backbone``, and a ``dropout`` keyword, when
     present, can be overridden by :func:`build_model`.
 
@@ -82,6 +89,8 @@ def register_model(
             ``unit``, ``symmetric``, ``imagenet``, ``caffe`` or ``none``.
         description: One line for :func:`list_models` and the docs.
         pretrainable: The builder accepts ``weights="imagenet"``.
+        guard_layers: Layers (convolutional stages) whose pooled activations feed the
+            domain guard, besides the penultimate features.
 
     Returns:
         The decorator; it returns the builder unchanged.
@@ -90,9 +99,8 @@ def register_model(
         >>> from keras import layers
         >>> @register_model("tiny", family="custom", input_size=64, normalization="unit",
         ...                 description="a toy")
-        ... def tiny(x, *, num_classes, input_size):
-        ...     x = layers.GlobalAveragePooling2D()(layers.Conv2D(8, 3)(x))
-        ...     return layers.Dense(num_classes, name="logits")(x)
+        ... def tiny(x, *, input_size):
+        ...     return layers.GlobalAveragePooling2D()(layers.Conv2D(8, 3)(x))
         >>> build_model("tiny").output_shape
         (None, 2)
     """
@@ -105,6 +113,7 @@ def register_model(
             normalization=normalization,
             description=description,
             pretrainable=pretrainable,
+            guard_layers=tuple(guard_layers),
             builder=fn,
         )
         return fn
@@ -193,26 +202,36 @@ def resolve_precision(precision: str) -> str:
 
 
 def wrap_classifier(
-    logits_fn: Callable[[Any], Any],
+    features_fn: Callable[[Any], Any],
     *,
+    num_classes: int,
     input_size: int,
     normalization: str,
     class_names: Sequence[str],
     name: str,
-) -> keras.Model:
-    """Build ``raw pixels -> resize -> normalise -> logits_fn -> softmax`` as one model.
+    color: str = "luminance",
+    guard_layers: Sequence[str] = (),
+) -> PneumoniaClassifier:
+    """Build ``raw pixels -> preprocessor -> features_fn -> logits -> head`` as one model.
 
-    The input takes any height and width (0..255 RGB); resizing to ``input_size`` happens in
-    the graph with the same antialiased bilinear filter the data pipeline uses.
+    The input takes any height and width (0..255 RGB); the :class:`XrayPreprocessor` applies
+    the colour policy, resizes to ``input_size`` and normalises, in the graph. The head also
+    receives the domain guard's features: the pooled activations of ``guard_layers`` and the
+    penultimate features, concatenated.
     """
     inputs = keras.Input(shape=(None, None, 3), name="image")
-    x = Resizing(
-        input_size, input_size, interpolation="bilinear", antialias=True, name="resize"
-    )(inputs)
-    x = Normalize(normalization, name="normalize")(x)
-    logits = logits_fn(x)
-    outputs = ClassifierOutput(class_names, name="probabilities")(logits)
-    return keras.Model(inputs, outputs, name=name)
+    x = XrayPreprocessor(input_size, normalization, color, name="preprocessor")(inputs)
+    features = features_fn(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(features)
+    trunk = keras.Model(inputs, features)  # to reach the stages' outputs by name
+    blocks = [PooledStats(name=f"guard_{layer}")(trunk.get_layer(layer).output)
+              for layer in guard_layers]
+    blocks.append(features)
+    guard_input = (keras.layers.Concatenate(name="guard_features", dtype="float32")(blocks)
+                   if len(blocks) > 1 else blocks[0])
+    dims = [int(b.shape[-1]) for b in blocks]
+    outputs = ClassifierHead(class_names, guard_blocks=dims, name="head")([guard_input, logits])
+    return PneumoniaClassifier(inputs, outputs, name=name)
 
 
 def build_model(
@@ -226,11 +245,13 @@ def build_model(
     dropout: float | None = None,
     precision: str = "float32",
     normalization: str | None = None,
-) -> keras.Model:
+    color: str = "luminance",
+) -> PneumoniaClassifier:
     """Build an architecture of the zoo, ready to train or load weights into.
 
-    The model takes raw pixels (``uint8`` or float, 0..255, RGB, any size) and returns the
-    softmax over ``class_names``; resizing and normalisation happen inside the graph.
+    The model takes raw pixels (``uint8`` or float, 0..255, grey or RGB, any size) and returns
+    the softmax over ``class_names``; its :class:`~pneumozoo.models.XrayPreprocessor` does the
+    colour policy, resizing and normalisation inside the graph.
 
     Args:
         arch: Registry name (see :func:`list_models`).
@@ -245,11 +266,13 @@ def build_model(
         precision: ``float32``, ``mixed_float16``, ``mixed_bfloat16`` or ``auto``
             (mixed_float16 when a GPU is present).
         normalization: Override the architecture's input normalisation, one of
-            :data:`pneumozoo.models.layers.NORMALIZATIONS` (e.g. ``per-image``); keep the
+            :data:`pneumozoo.models.preprocessor.NORMALIZATIONS` (e.g. ``per-image``); keep the
             default with ``weights="imagenet"``, whose backbone expects its own.
+        color: ``luminance`` (default: one grey channel per film, as radiographs are) or
+            ``rgb`` (keep a file's colours).
 
     Returns:
-        An uncompiled ``keras.Model``.
+        An uncompiled :class:`~pneumozoo.models.PneumoniaClassifier`.
 
     Raises:
         UnknownNameError: If ``arch`` or ``normalization`` is not registered.
@@ -276,7 +299,7 @@ def build_model(
                          + ", ".join(m.name for m in list_models(pretrainable=True)))
     if normalization is not None and normalization not in NORMALIZATIONS:
         raise UnknownNameError("normalization", normalization, list(NORMALIZATIONS))
-    kwargs: dict[str, Any] = {"num_classes": num_classes, "input_size": size}
+    kwargs: dict[str, Any] = {"input_size": size}
     if dropout is not None:
         kwargs["dropout"] = dropout
     if info.pretrainable:
@@ -286,11 +309,16 @@ def build_model(
         with _dtype_policy(precision):
             model = wrap_classifier(
                 lambda x: info.builder(x, **kwargs),
+                num_classes=num_classes,
                 input_size=size,
                 normalization=normalization or info.normalization,
                 class_names=class_names,
                 name=arch,
+                color=color,
+                guard_layers=info.guard_layers,
             )
+    except PneumozooError:
+        raise
     except ValueError as e:  # e.g. feature maps shrinking to nothing at a tiny input size
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelConfigError(f"cannot build {arch} at {size} px: {first}") from e
@@ -306,58 +334,41 @@ def _load_into(model: keras.Model, path: Path) -> None:
     model.set_weights(source.get_weights())
 
 
-def _output_layer(model: keras.Model) -> ClassifierOutput | None:
-    for layer in reversed(model.layers):
-        if isinstance(layer, ClassifierOutput):
-            return layer
-    return None
-
-
 def class_names_of(model: keras.Model) -> tuple[str, ...]:
-    """Class names a model was built with (read from its output layer).
-
-    Falls back to ``normal/pneumonia`` or ``normal/bacteria/virus`` for foreign models with
-    2 or 3 outputs.
+    """Deprecated: use ``model.class_names``.
 
     Args:
-        model: A Keras classifier, normally one of pneumozoo's.
+        model: A pneumozoo model.
 
     Returns:
-        The class names in output order.
+        Its class names (a ``DeprecationWarning`` is issued).
 
     Example:
-        >>> class_names_of(build_model("cnn4", num_classes=3, input_size=64))
-        ('normal', 'bacteria', 'virus')
+        >>> class_names_of(build_model("cnn4", input_size=48))  # doctest: +SKIP
+        ('normal', 'pneumonia')
     """
-    layer = _output_layer(model)
-    if layer is not None:
-        return tuple(layer.class_names)
-    n = int(model.output_shape[-1])
-    from pneumozoo.data.records import BINARY_CLASSES, THREE_CLASSES
+    import warnings
 
-    return {2: BINARY_CLASSES, 3: THREE_CLASSES}.get(n, tuple(f"class_{i}" for i in range(n)))
+    warnings.warn("class_names_of(model) is deprecated; use model.class_names",
+                  DeprecationWarning, stacklevel=2)
+    return as_classifier(model).class_names
 
 
 def input_size_of(model: keras.Model) -> int:
-    """Square input size a model resizes to (read from its ``resize`` layer or input shape).
+    """Deprecated: use ``model.input_size``.
 
     Args:
-        model: A Keras image model.
+        model: A pneumozoo model.
 
     Returns:
-        The side in pixels.
-
-    Raises:
-        ValueError: If the model has neither a resize layer nor a fixed input size.
+        Its square input size (a ``DeprecationWarning`` is issued).
 
     Example:
-        >>> input_size_of(build_model("cnn4", input_size=96))
-        96
+        >>> input_size_of(build_model("cnn4", input_size=48))  # doctest: +SKIP
+        48
     """
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Resizing):
-            return int(layer.height)
-    shape = model.input_shape
-    if shape[1] is None:
-        raise ValueError(f"model {model.name} has no fixed input size")
-    return int(shape[1])
+    import warnings
+
+    warnings.warn("input_size_of(model) is deprecated; use model.input_size",
+                  DeprecationWarning, stacklevel=2)
+    return as_classifier(model).input_size

@@ -27,22 +27,21 @@ _BACKBONES: dict[str, tuple[str, str, int, str]] = {
 }
 
 
-def _head(x: Any, num_classes: int, dropout: float) -> Any:
-    """The head of 000: GAP -> Dense 1024 -> BN -> Dense 100 -> Dropout -> BN -> logits."""
+def _head(x: Any, dropout: float) -> Any:
+    """The head of 000: GAP -> Dense 1024 -> BN -> Dense 100 -> Dropout -> BN (then logits)."""
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     x = layers.Dense(1024, activation="relu", name="head_fc1024")(x)
     x = layers.BatchNormalization(name="head_bn1")(x)
     x = layers.Dense(100, activation="relu", name="head_fc100")(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     x = layers.BatchNormalization(name="head_bn2")(x)
-    return layers.Dense(num_classes, name="logits")(x)
+    return x
 
 
 def _make_builder(ctor_name: str) -> Any:
     def build(
         x: Any,
         *,
-        num_classes: int,
         input_size: int,
         weights: str | None = None,
         freeze_backbone: bool = False,
@@ -54,7 +53,7 @@ def _make_builder(ctor_name: str) -> Any:
         backbone.trainable = not freeze_backbone
         # training=False keeps frozen BatchNorm statistics fixed, as fine-tuning needs.
         features = backbone(x, training=False) if freeze_backbone else backbone(x)
-        return _head(features, num_classes, dropout)
+        return _head(features, dropout)
 
     return build
 

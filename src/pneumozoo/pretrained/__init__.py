@@ -1,14 +1,9 @@
 """Pretrained models: typed configs, the registry, model folders in Keras's Hub layout."""
 
+from typing import TYPE_CHECKING, Any
+
 from pneumozoo.pretrained.card import model_card
 from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
-from pneumozoo.pretrained.folder import (
-    check_config_safe,
-    load_folder,
-    load_model_file,
-    save_folder,
-    verify_folder,
-)
 from pneumozoo.pretrained.registry import (
     BUNDLED_DIR,
     DEFAULT_MODEL,
@@ -35,3 +30,28 @@ __all__ = [
     "save_folder",
     "verify_folder",
 ]
+
+# The folder functions need Keras (and so TensorFlow): imported on first use, so listing the
+# registry (``pneumozoo models``) stays free of TensorFlow.
+_FOLDER_NAMES = frozenset(
+    {"check_config_safe", "load_folder", "load_model_file", "save_folder", "verify_folder"}
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pneumozoo.pretrained.folder import (
+        check_config_safe,
+        load_folder,
+        load_model_file,
+        save_folder,
+        verify_folder,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FOLDER_NAMES:
+        raise AttributeError(f"module 'pneumozoo.pretrained' has no attribute {name!r}")
+    from pneumozoo.pretrained import folder
+
+    value = getattr(folder, name)
+    globals()[name] = value
+    return value

@@ -104,12 +104,56 @@ def _metrics_table(test: dict[str, Any]) -> list[str]:
     return ["| Metric | Value | 95% CI |", "|---|---|---|", *rows]
 
 
+def _guard_lines(metrics: dict[str, Any]) -> list[str]:
+    guard = metrics.get("guard") if isinstance(metrics, dict) else None
+    if not isinstance(guard, dict):
+        return []
+    lines = ["", "## When not to trust it: the domain guard", "",
+             "The model carries a detector of films unlike its training films: a Mahalanobis "
+             f"distance on its penultimate features ({guard.get('components', '?')} principal "
+             f"components, Ledoit-Wolf covariance), fitted on {guard.get('fitted_on', 'its training films')}, "
+             f"with the cut-off at the {guard.get('quantile', '?')} quantile. `predict` marks films "
+             "above it `in_domain: false` (`domain_score` > 1).", ""]
+    flagged = guard.get("flagged") or {}
+    if flagged:
+        lines += ["| Films | Flagged out of domain |", "|---|---|"]
+        for key, value in flagged.items():
+            v = _number(value)
+            lines.append(f"| {key.replace('_', ' ')} | {'–' if v is None else f'{v:.1%}'} |")
+    if guard.get("targets"):
+        lines += ["", f"Targets: {guard['targets']}."]
+    return lines
+
+
+def _external_lines(metrics: dict[str, Any]) -> list[str]:
+    external = metrics.get("external") if isinstance(metrics, dict) else None
+    if not isinstance(external, dict):
+        return []
+    lines = ["", "## External validation", ""]
+    for name, result in external.items():
+        if not isinstance(result, dict):
+            continue
+        n = result.get("n")
+        lines += [f"On `{name}`" + (f" (n = {n})" if isinstance(n, int) else "")
+                  + f", at the shipped threshold: {result.get('data', '')}.", ""]
+        lines += _metrics_table(result) or ["No metrics recorded."]
+        sub = result.get("in_domain")
+        if isinstance(sub, dict) and _number(sub.get("n")):
+            lines += ["", f"Films the guard accepts (n = {sub.get('n')}): accuracy "
+                      f"{_number(sub.get('accuracy')) or float('nan'):.3f}, AUC "
+                      f"{_number(sub.get('auc')) or float('nan'):.3f}."]
+        lines.append("")
+    return lines
+
+
 def model_card(config: PretrainedConfig, *, repo_id: str | None = None) -> str:
     """The ``README.md`` of a model folder: Hub YAML metadata, then the model card sections.
 
     Sections: model description, intended use, how to use, preprocessing contract, training
     data (Kermany et al. 2018, CC BY 4.0), evaluation (test metrics with 95% CIs when
-    ``config.metrics["test"]`` holds them), limitations, files and their sha256.
+    ``config.metrics["test"]`` holds them), external validation (``metrics["external"]``),
+    the domain guard and its flag rates (``metrics["guard"]``), limitations, files and their
+    sha256.
 
     Args:
         config: The model's config, as stored in its ``pneumozoo.json`` (with ``files`` filled
@@ -215,6 +259,8 @@ def model_card(config: PretrainedConfig, *, repo_id: str | None = None) -> str:
             lines += ["", "Confidence intervals were not computed for this model."]
     else:
         lines.append("No test metrics were recorded for this model.")
+    lines += _external_lines(config.metrics)
+    lines += _guard_lines(config.metrics)
     lines += [
         "",
         "## Limitations",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pneumozoo.errors import PneumozooError
+from pneumozoo.errors import ModelMetadataError, PneumozooError
+from pneumozoo.pretrained import schema
 
 __all__ = ["CONFIG_FILE", "WEIGHT_FILES", "PretrainedConfig"]
 
@@ -62,6 +62,47 @@ class PretrainedConfig:
     license: str = "cc-by-4.0"
     params: int = 0
 
+    def __post_init__(self) -> None:
+        """Check every field against :data:`pneumozoo.pretrained.schema.FIELDS` (and
+        normalise: ``class_names`` a tuple, numbers as ``int``/``float``).
+
+        Raises:
+            ModelMetadataError: For the first field that breaks its rule.
+        """
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key, value in schema.validate(values, "PretrainedConfig").items():
+            object.__setattr__(self, key, value)
+
+    @classmethod
+    def from_model(cls, model: Any, *, name: str, **extra: Any) -> PretrainedConfig:
+        """A config whose settings are read off a pneumozoo model (the single source of them).
+
+        Args:
+            model: A :class:`~pneumozoo.models.PneumoniaClassifier`.
+            name: The release name.
+            **extra: Any other field (``metrics``, ``training``, ``description``...).
+
+        Returns:
+            The config: architecture, task, class names, input size and threshold from the
+            model, ``preprocessing`` from its preprocessor and head.
+        """
+        from pneumozoo.models.classifier import as_classifier
+
+        clf = as_classifier(model)
+        pre = clf.preprocessor
+        preprocessing = {
+            "input": "grey or RGB, uint8 or float, 0..255, any size",
+            "color": pre.color,
+            "resize": f"bilinear with antialiasing to {pre.input_size}x{pre.input_size}, "
+                      "rounded to whole pixel values, inside the model",
+            "normalization": f"{pre.normalization}, inside the model",
+            "temperature": round(float(clf.temperature), 6),
+            "reader": "pneumozoo.read_xray (EXIF orientation, 16-bit, palette, RGBA, DICOM)",
+        }
+        return cls(name=name, architecture=extra.pop("architecture", clf.name), task=clf.task,
+                   class_names=tuple(clf.class_names), input_size=pre.input_size,
+                   threshold=float(clf.threshold), preprocessing=preprocessing, **extra)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``pneumozoo models --json`` prints)."""
         out = asdict(self)
@@ -69,28 +110,31 @@ class PretrainedConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "") -> PretrainedConfig:
-        """Build from a dict, ignoring unknown keys (newer configs stay loadable).
+    def from_dict(cls, data: Any, *, source: str = "", file: str = CONFIG_FILE) -> PretrainedConfig:
+        """Build from a parsed ``pneumozoo.json``, checked against the schema.
+
+        Unknown keys are ignored (newer configs stay loadable); every known one must pass
+        :data:`pneumozoo.pretrained.schema.FIELDS`.
 
         Args:
             data: The parsed ``pneumozoo.json``.
             source: Value for ``source`` (where the folder came from).
+            file: The file it was read from, named in error messages.
 
         Returns:
             The config.
 
         Raises:
-            PneumozooError: If a required field is missing.
+            ModelMetadataError: If ``data`` is not an object, a required field is missing or
+                a field breaks its rule (one line naming ``file`` and the field).
         """
-        known = {f for f in cls.__dataclass_fields__}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["class_names"] = tuple(kwargs.get("class_names", ()))
+        kwargs = schema.validate(data, file)
         if source:
             kwargs["source"] = source
         try:
             return cls(**kwargs)
-        except TypeError as e:
-            raise PneumozooError(f"invalid {CONFIG_FILE}: {e}") from None
+        except ModelMetadataError as e:  # only `source`: the file's fields passed above
+            raise ModelMetadataError(file, e.field, e.reason) from None
 
     @classmethod
     def read(cls, folder: str | Path, *, source: str = "") -> PretrainedConfig:
@@ -104,16 +148,16 @@ class PretrainedConfig:
             The config.
 
         Raises:
-            PneumozooError: If the file is missing or not valid JSON.
+            PneumozooError: If the file is missing.
+            ModelMetadataError: If it is not a small UTF-8 JSON object whose fields pass the
+                schema (one line naming the file and the field).
         """
         path = Path(folder) / CONFIG_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = schema.read_json(path, max_bytes=schema.MAX_CONFIG_BYTES)
         except FileNotFoundError:
             raise PneumozooError(f"{folder}: not a pneumozoo model folder (no {CONFIG_FILE})") from None
-        except (OSError, json.JSONDecodeError) as e:
-            raise PneumozooError(f"{path}: cannot read ({e})") from None
-        return cls.from_dict(data, source=source or str(folder))
+        return cls.from_dict(data, source=source or str(folder), file=str(path))
 
     def write(self, folder: str | Path) -> None:
         """Write ``pneumozoo.json`` into ``folder`` (``source`` is not stored).

@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from pneumozoo.errors import IntegrityError, PneumozooError, UnsafeModelError
+from pneumozoo.errors import IntegrityError, ModelMetadataError, PneumozooError
 from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 from pneumozoo.utils import sha256_file
 
@@ -36,22 +37,12 @@ __all__ = [
     "verify_folder",
 ]
 
-_SAFE_MODULE_PREFIXES = ("keras", "pneumozoo", "builtins")
-_CODE_CLASSES = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
-
-
-def _walk(node: Any, path: str = "") -> Any:
-    if isinstance(node, dict):
-        yield path, node
-        for k, v in node.items():
-            yield from _walk(v, f"{path}/{k}")
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _walk(v, f"{path}[{i}]")
-
-
 def check_config_safe(config: dict[str, Any], source: str) -> None:
-    """Refuse a Keras model config that would execute code when loaded.
+    """Refuse a Keras model config that asks for anything outside pneumozoo's allow-list.
+
+    See :mod:`pneumozoo.pretrained.allowlist`: only pneumozoo's registered classes, Keras
+    built-in layers / activations / initializers / regularizers / constraints / dtype
+    policies and built-in functions by name pass; resize layers must stay in 16..2048 px.
 
     Args:
         config: The parsed ``config.json`` of a Keras model.
@@ -60,29 +51,17 @@ def check_config_safe(config: dict[str, Any], source: str) -> None:
     Raises:
         UnsafeModelError: For ``Lambda`` layers, serialized functions, or classes from
             modules other than Keras and pneumozoo.
+        ModelMetadataError: For a resize size or a pneumozoo layer setting out of range.
 
     Example:
         >>> check_config_safe({"class_name": "Lambda", "config": {}}, "model/config.json")
         Traceback (most recent call last):
         ...
-        pneumozoo.errors.UnsafeModelError: model/config.json: model config holds a Lambda layer (); pneumozoo only loads models that run no stored code
+        pneumozoo.errors.UnsafeModelError: model/config.json: model config holds a Lambda layer (<root>); pneumozoo only loads models that run no stored code
     """
-    for where, node in _walk(config):
-        cls = node.get("class_name")
-        if not isinstance(cls, str):
-            continue
-        if cls in _CODE_CLASSES or cls == "__lambda__":
-            raise UnsafeModelError(f"{source}: model config holds a {cls} layer ({where}); "
-                                   "pneumozoo only loads models that run no stored code")
-        module = node.get("module")
-        registered = node.get("registered_name") or ""
-        if isinstance(module, str) and not any(module == p or module.startswith(p + ".")
-                                               for p in _SAFE_MODULE_PREFIXES):
-            raise UnsafeModelError(f"{source}: model config needs {module}.{cls} ({where}), "
-                                   "which is neither Keras nor pneumozoo")
-        if module is None and "config" in node and registered and not registered.startswith(
-                ("pneumozoo>",)) and ">" in registered:
-            raise UnsafeModelError(f"{source}: unknown custom object {registered!r} ({where})")
+    from pneumozoo.pretrained.allowlist import check_keras_config
+
+    check_keras_config(config, source)
 
 
 def load_model_file(path: str | Path) -> keras.Model:
@@ -105,18 +84,27 @@ def load_model_file(path: str | Path) -> keras.Model:
     Example:
         >>> model = load_model_file("checkpoints/model.keras")  # doctest: +SKIP
     """
+    from pneumozoo.pretrained import schema
+
     path = Path(path)
+    limit = schema.MAX_KERAS_CONFIG_BYTES
     try:
         if path.is_dir():
-            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            config = schema.read_json(path / "config.json", max_bytes=limit)
+            if (path / "metadata.json").exists():
+                _check_metadata(schema.read_json(path / "metadata.json", max_bytes=1 << 16),
+                                str(path / "metadata.json"))
         else:
-            import zipfile
-
             with zipfile.ZipFile(path) as z:
-                config = json.loads(z.read("config.json"))
-    except (OSError, KeyError, ValueError) as e:
-        raise PneumozooError(f"{path}: not a Keras model ({e})") from None
-    check_config_safe(config, str(path))
+                if z.getinfo("config.json").file_size > limit:  # a zip bomb stops here
+                    raise ModelMetadataError(f"{path}!config.json", "",
+                                                    f"is more than the {limit} bytes allowed")
+                with z.open("config.json") as f:
+                    raw = f.read(limit + 1)
+            config = schema.loads_json(raw, f"{path}!config.json", max_bytes=limit)
+    except (OSError, KeyError, zipfile.BadZipFile) as e:
+        raise PneumozooError(f"{path}: not a Keras model ({type(e).__name__}: {e})") from None
+    check_config_safe(config, str(path / "config.json") if path.is_dir() else str(path))
     import pneumozoo.models  # noqa: F401  (registers pneumozoo's layers: a fresh process needs it)
 
     try:
@@ -124,6 +112,15 @@ def load_model_file(path: str | Path) -> keras.Model:
     except Exception as e:  # Keras raises many types for a broken file
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise PneumozooError(f"{path}: cannot load model ({msg})") from None
+
+
+def _check_metadata(data: Any, file: str) -> None:
+    """``metadata.json`` (Keras version, date): a small object of plain strings."""
+    if not isinstance(data, dict):
+        raise ModelMetadataError(file, "", "must hold a JSON object")
+    for key, value in data.items():
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            raise ModelMetadataError(file, key, "must be a string or a number")
 
 
 def verify_folder(folder: str | Path, config: PretrainedConfig) -> None:
@@ -156,7 +153,9 @@ def verify_folder(folder: str | Path, config: PretrainedConfig) -> None:
 def load_folder(folder: str | Path, *, source: str = "") -> keras.Model:
     """Load a pneumozoo model folder: verify sha256s, check safety, load with ``safe_mode``.
 
-    The returned model carries its :class:`PretrainedConfig` as ``model.pneumozoo_config``.
+    The model carries its settings itself (``model.class_names``, ``model.threshold``, its
+    domain guard); :class:`PretrainedConfig` (``PretrainedConfig.read(folder)``) keeps the
+    provenance and metrics. A folder saved by pneumozoo 0.1 is upgraded on the fly.
     :func:`pneumozoo.load_pretrained` calls this for every kind of source.
 
     Args:
@@ -173,19 +172,47 @@ def load_folder(folder: str | Path, *, source: str = "") -> keras.Model:
 
     Example:
         >>> model = load_folder("runs/xraynet/model")  # doctest: +SKIP
-        >>> model.pneumozoo_config.threshold  # doctest: +SKIP
+        >>> model.threshold  # doctest: +SKIP
     """
     folder = Path(folder)
     config = PretrainedConfig.read(folder, source=source or str(folder))
     verify_folder(folder, config)
     model = load_model_file(folder)
-    model.pneumozoo_config = config
+    _check_outputs(model, config, folder)
+    return _as_current(model, config, folder)
+
+
+def _check_outputs(model: keras.Model, config: PretrainedConfig, folder: Path) -> None:
+    """Refuse a folder whose ``class_names`` do not match the model's outputs."""
+    outputs = getattr(model, "outputs", None) or []
+    width = outputs[0].shape[-1] if len(outputs) == 1 and outputs[0].shape else None
+    if width != len(config.class_names):
+        got = f"{width} outputs" if len(outputs) == 1 else f"{len(outputs)} output tensors"
+        raise ModelMetadataError(str(folder / CONFIG_FILE), "class_names",
+                                 f"lists {len(config.class_names)} classes but the model in "
+                                 f"config.json has {got}")
+
+
+def _as_current(model: keras.Model, config: PretrainedConfig, folder: Path) -> keras.Model:
+    """The loaded model as a PneumoniaClassifier whose head agrees with ``pneumozoo.json``."""
+    from pneumozoo.models.classifier import PneumoniaClassifier
+    from pneumozoo.models.legacy import is_legacy, upgrade_legacy
+
+    if is_legacy(model):
+        return upgrade_legacy(model, architecture=config.architecture, threshold=config.threshold)
+    if not isinstance(model, PneumoniaClassifier):
+        raise PneumozooError(f"{folder}: not a pneumozoo model (its Keras config holds a "
+                             f"{type(model).__name__}, not a PneumoniaClassifier)")
+    if tuple(model.class_names) != tuple(config.class_names) or abs(model.threshold - config.threshold) > 1e-6:
+        raise PneumozooError(f"{folder}: {CONFIG_FILE} (class_names {list(config.class_names)}, "
+                             f"threshold {config.threshold}) disagrees with the model's head "
+                             f"(class_names {list(model.class_names)}, threshold {model.threshold})")
     return model
 
 
 def _inference_copy(model: keras.Model) -> keras.Model:
     """The model without optimizer state (smaller, and nothing a user does not need)."""
-    clone = keras.Model.from_config(model.get_config())
+    clone = type(model).from_config(model.get_config())
     clone.set_weights(model.get_weights())
     return clone
 
@@ -225,6 +252,11 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
         files = {name: sha256_file(tmp / name) for name in WEIGHT_FILES}
         from dataclasses import replace
 
+        from pneumozoo.models.classifier import PneumoniaClassifier
+
+        if isinstance(model, PneumoniaClassifier):  # the model's own settings are the truth
+            config = replace(config, task=model.task, class_names=model.class_names,
+                             input_size=model.input_size, threshold=model.threshold)
         written = replace(config, files=files, params=int(model.count_params()))
         written.write(tmp)
         if card is not None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from pneumozoo.errors import PneumozooError, UnknownNameError
 from pneumozoo.pretrained.config import CONFIG_FILE, PretrainedConfig
-from pneumozoo.pretrained.folder import load_folder
+
+if TYPE_CHECKING:  # listing configs needs no TensorFlow; loading imports it (folder.py)
+    import keras
 
 __all__ = [
     "BUNDLED_DIR",
@@ -119,9 +120,10 @@ def load_pretrained(
 ) -> keras.Model:
     """Load a pretrained model, ready for ``model.predict`` on raw X-rays.
 
-    The model takes uint8/float RGB images (0..255, any size) and returns calibrated class
-    probabilities; ``model.pneumozoo_config`` holds its :class:`PretrainedConfig`
-    (class names, input size, decision threshold, metrics).
+    The model (a :class:`~pneumozoo.models.PneumoniaClassifier`) takes raw films (grey or
+    RGB, 0..255, any size) and returns calibrated class probabilities; it carries its class
+    names, input size, decision threshold and domain guard itself. Provenance and metrics
+    are in its :class:`PretrainedConfig` (:func:`get_pretrained_config`).
 
     Args:
         name: A registry name (see :func:`list_pretrained`; None means the default model),
@@ -131,10 +133,11 @@ def load_pretrained(
         cache_dir: Hub cache folder (defaults to the usual Hugging Face cache).
 
     Returns:
-        The ``keras.Model``.
+        The model.
 
     Raises:
-        UnknownNameError: For an unknown registry name (the message lists valid ones).
+        UnknownNameError: For an unknown registry name (the message lists valid ones; an
+            architecture name gets a hint to use :func:`pneumozoo.build_model`).
         IntegrityError: If a file's sha256 does not match ``pneumozoo.json``.
         UnsafeModelError: If the model config would run code.
         DownloadError: If a Hub download fails.
@@ -142,9 +145,11 @@ def load_pretrained(
     Example:
         >>> from pneumozoo import load_pretrained
         >>> model = load_pretrained()
-        >>> model.pneumozoo_config.class_names
+        >>> model.class_names
         ('normal', 'pneumonia')
     """
+    from pneumozoo.pretrained.folder import load_folder
+
     if name is None:
         name = DEFAULT_MODEL
     text = str(name)
@@ -163,4 +168,10 @@ def load_pretrained(
     if text in _entries():
         _, folder = _entries()[text]
         return load_folder(folder, source="bundled")
+    from pneumozoo.models import list_models
+
+    if text in {m.name for m in list_models()}:
+        raise PneumozooError(f"{text!r} is an architecture, not a pretrained model: build it with "
+                             f"pneumozoo.build_model({text!r}), or load one of "
+                             f"{', '.join(_entries())}")
     raise UnknownNameError("pretrained model (or folder, or hf://owner/repo)", text, list(_entries()))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pneumozoo.data.records import Record, Task, targets
+from pneumozoo.data.records import Record, targets
 from pneumozoo.pretrained.config import PretrainedConfig
 
 __all__ = ["prepare_release", "write_release"]
@@ -28,74 +28,53 @@ def prepare_release(
     threshold_rule: str = "youden-margin",
     description: str = "",
     training: dict[str, Any] | None = None,
+    train: Sequence[Record] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> tuple[Any, PretrainedConfig]:
-    """Calibrate ``model`` and choose its decision threshold, both on ``validation`` only.
+    """Calibrate ``model`` (unless already done) and describe it as a release.
 
-    Fits the softmax temperature (stored in the model's output layer), then picks the
-    threshold on the calibrated P(pneumonia) with ``threshold_rule`` (see
-    :func:`pneumozoo.evaluation.choose_threshold`), and measures the validation metrics.
+    Refits the temperature, the threshold (by ``threshold_rule``) and the domain guard with
+    :func:`~pneumozoo.evaluation.calibration.recalibrate` on ``validation`` (and ``train``
+    for the guard), unless ``calibration`` (what :func:`pneumozoo.fit` already fitted, its
+    ``extra["calibration"]``) is given; then measures the validation metrics.
 
     Args:
-        model: A trained zoo model.
+        model: A trained pneumozoo model (changed in place).
         validation: Validation records (never the test split).
         name: Name of the release (registry name / folder name).
         architecture: Architecture name from :func:`pneumozoo.list_models`.
-        threshold_rule: ``youden-margin`` (default), ``youden``, or for a target use
-            :func:`~pneumozoo.evaluation.choose_threshold` yourself.
+        threshold_rule: The declared threshold rule (see
+            :func:`pneumozoo.evaluation.choose_threshold`).
         description: One line for the config and the model card.
         training: What to record about the training run (data, epochs, recipe...).
+        train: The training records (the guard is fitted on them).
+        calibration: A recalibration already done on ``validation``.
 
     Returns:
-        ``(calibrated_model, config)``; write them with :func:`write_release`.
+        ``(model, config)``; write them with :func:`write_release`.
 
     Example:
         >>> calibrated, config = prepare_release(model, val, name="mine", architecture="xraynet")  # doctest: +SKIP
     """
-    from pneumozoo.evaluation.calibration import (
-        apply_temperature,
-        expected_calibration_error,
-        fit_temperature,
-        temperature_of,
-    )
-    from pneumozoo.evaluation.metrics import pneumonia_scores
+    from pneumozoo.evaluation.calibration import recalibrate
     from pneumozoo.evaluation.report import predict_records, report_from_predictions
-    from pneumozoo.evaluation.thresholds import choose_threshold
-    from pneumozoo.models.registry import class_names_of, input_size_of
+    from pneumozoo.models.classifier import as_classifier
 
-    names = class_names_of(model)
-    task: Task = "3class" if len(names) == 3 else "binary"
-    y_val = np.asarray(targets(validation, task))
-    raw = predict_records(model, validation, task=task)
-    # Fitted on the model's current outputs, the temperature is relative to the one it has.
-    temperature = temperature_of(model) * fit_temperature(raw, y_val)
-    model = apply_temperature(model, temperature)
-    calibrated = predict_records(model, validation, task=task)
-    op = choose_threshold(y_val, pneumonia_scores(calibrated), method=threshold_rule)
-    report = report_from_predictions(y_val, calibrated, names, threshold=op.threshold)
-    val = report.to_dict()
-    val["ece"] = expected_calibration_error(y_val, calibrated)
-    val["ece_uncalibrated"] = expected_calibration_error(y_val, raw)
-    size = input_size_of(model)
-    config = PretrainedConfig(
-        name=name,
-        architecture=architecture,
-        task=task,
-        class_names=tuple(names),
-        input_size=size,
-        threshold=round(float(op.threshold), 6),
-        metrics={"validation": val},
-        preprocessing={
-            "input": "RGB (grayscale is repeated), uint8 or float, 0..255, any size",
-            "resize": f"bilinear with antialiasing to {size}x{size}, inside the model",
-            "normalization": f"{_normalization_of(model)}, inside the model",
-            "temperature": round(float(temperature), 6),
-            "reader": "pneumozoo.read_xray (EXIF orientation, 16-bit, palette, RGBA, DICOM)",
-        },
+    clf = as_classifier(model)
+    if calibration is None:
+        calibration = recalibrate(clf, validation, train=train, threshold_rule=threshold_rule)
+    y_val: np.ndarray = np.asarray(targets(validation, clf.task))
+    calibrated = predict_records(clf, validation)
+    val = report_from_predictions(y_val, calibrated, clf.class_names, threshold=clf.threshold).to_dict()
+    val["ece"] = calibration["ece"]
+    val["ece_uncalibrated"] = calibration["ece_uncalibrated"]
+    config = PretrainedConfig.from_model(
+        clf, name=name, architecture=architecture, metrics={"validation": val},
         training={**(training or {}), "validation_images": len(validation),
-                  "threshold_rule": f"{op.method} on validation"},
-        description=description,
-    )
-    return model, config
+                  "threshold_rule": calibration["threshold_rule"],
+                  "domain_guard": calibration["guard"]},
+        description=description)
+    return clf, config
 
 
 def write_release(model: Any, config: PretrainedConfig, folder: str | Path) -> PretrainedConfig:
@@ -118,13 +97,3 @@ def write_release(model: Any, config: PretrainedConfig, folder: str | Path) -> P
     written = save_folder(model, folder, config)
     (Path(folder) / "README.md").write_text(model_card(written), encoding="utf-8")
     return written
-
-
-def _normalization_of(model: Any) -> str:
-    """The mode of the model's :class:`~pneumozoo.models.layers.Normalize` layer."""
-    from pneumozoo.models.layers import Normalize
-
-    for layer in model.layers:
-        if isinstance(layer, Normalize):
-            return layer.mode
-    return "none"
