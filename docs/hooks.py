@@ -377,7 +377,44 @@ def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
         notes.append("images/s: inference throughput on the CPU of the benchmark run, films "
                      "already in memory, from `benchmarks/results/inference.json` "
                      "(`python benchmarks/bench_inference.py`).")
-    return "\n".join(rows + notes)
+    return "\n".join(rows + notes + domain_table(configs))
+
+
+def _rate(value: Any) -> str:
+    return "-" if not isinstance(value, (int, float)) else f"{value:.1%}"
+
+
+def domain_table(configs: Sequence[Any]) -> list[str]:
+    """Lines of the "outside the training domain" table: each model's guard flag rates, its
+    metrics on the adult NIH films, and the adult model's cross-validated site metrics."""
+    rows = ["", "**Outside the training domain.** Adult NIH films (`nih-adult-dev`, n = 572) and "
+            "the share of films each model's domain guard flags (targets: at least 90% of the "
+            "adult films, at most 10% of the Kermany test films, every non-X-ray image):", "",
+            "| model | NIH AUC | NIH accuracy | NIH specificity | flagged: Kermany test | "
+            "flagged: NIH adult | flagged: non-X-ray (min) |", "|---|---|---|---|---|---|---|"]
+    for c in configs:
+        metrics = c.metrics if isinstance(c.metrics, dict) else {}
+        guard = (metrics.get("guard") or {}).get("flagged") or {}
+        non_xray = [v for k, v in guard.items() if k.startswith("non_xray")]
+        if "site" in metrics:  # the adult model: cross-validated on the NIH films themselves
+            site = metrics["site"]
+            cells = [f"`{c.name}`", metric_cell(site, "auc") + " (CV)",
+                     metric_cell(site, "accuracy") + " (CV)", metric_cell(site, "specificity") + " (CV)",
+                     "-", _rate(site.get("out_of_domain_fraction")) + " (CV)", "-"]
+        else:
+            nih = (metrics.get("external") or {}).get("nih-adult-dev") or {}
+            cells = [f"`{c.name}`", metric_cell(nih, "auc"), metric_cell(nih, "accuracy"),
+                     metric_cell(nih, "specificity"), _rate(guard.get("kermany_test")),
+                     _rate(guard.get("nih_adult_dev")), _rate(min(non_xray) if non_xray else None)]
+        rows.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    rows += ["", "Pediatric models at their shipped threshold, with patient-bootstrap 95% CIs: near "
+             "chance on adults, which is what the guard is for. `xraynet-adult` was made with "
+             "`pneumozoo adapt` on those same films (`recipes/adult.py`): its numbers are "
+             "out-of-fold (5 patient-wise folds), its guard's flag rate is of held-out adult films. "
+             "NIH labels were mined from reports by NLP and the classes differ in view (PA/AP). "
+             "`python recipes/guard_and_external.py` and `python benchmarks/bench_guard.py` "
+             "measure all of it."]
+    return rows
 
 
 def _strip_front_matter(text: str) -> str:

@@ -71,7 +71,7 @@ def test_adapt_fine_tunes_with_its_settings_chosen_by_cross_validation(
 @pytest.mark.parametrize("kwargs, message", [
     ({"method": "magic"}, "method must be one of"),
     ({"folds": 1}, "folds must be"),
-    ({"folds": 30}, "too few"),
+    ({"folds": 30}, "for 30-fold cross-validation"),
 ])
 def test_adapt_refuses_bad_arguments(base: pneumozoo.PneumoniaClassifier, site: Path,
                                      kwargs: dict[str, object], message: str) -> None:

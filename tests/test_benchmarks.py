@@ -16,6 +16,9 @@ from typing import Any
 
 import pytest
 
+# Subprocess and end-to-end runs: `python -m pytest -m slow` (CI runs them too).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 FIXTURES = Path(__file__).parent / "fixtures" / "kermany"

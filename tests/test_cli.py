@@ -67,7 +67,9 @@ def test_train_writes_checkpoints_and_a_model_folder(trained: tuple[Path, str]) 
     cfg = PretrainedConfig.read(out / "model")
     assert cfg.architecture == "cnn4" and cfg.input_size == 48 and cfg.task == "binary"
     assert cfg.class_names == ("normal", "pneumonia")
-    assert cfg.training["epochs"] == 1 and cfg.training["label_smoothing"] == 0.1
+    recipe = cfg.training["recipe"]  # the run's whole recipe travels in the card
+    assert recipe["epochs"] == 1 and recipe["label_smoothing"] == 0.1 and recipe["seed"] == 0
+    assert cfg.training["epochs_run"] == 1
     assert cfg.preprocessing["normalization"].startswith("per-image")
     assert set(cfg.files) == {"config.json", "metadata.json", "model.weights.h5"}
 

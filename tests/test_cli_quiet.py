@@ -137,8 +137,12 @@ def test_exit_statuses_are_the_documented_ones(tmp_path: Path) -> None:
     proc = pneumozoo("predict", str(good), str(bad), PYTHONIOENCODING="ascii")
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
-    assert [line for line in proc.stderr.splitlines() if line.strip()] == [
-        "pneumozoo: 1 of 2 input(s) could not be read"], proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    # The film may be one the domain guard flags (about 7% of Kermany test films are):
+    # then its one-line warning is the only other line.
+    assert lines[-1] == "pneumozoo: 1 of 2 input(s) could not be read", proc.stderr[-3000:]
+    assert all(line.startswith("pneumozoo: warning: 1 of 2 film(s) are unlike") for line in lines[:-1])
+    assert len(lines) <= 2, proc.stderr[-3000:]
     rows = proc.stdout.splitlines()
     assert len(rows) == 3 and "r\\xf6ntgen.jpeg" in proc.stdout
     assert any("ERROR" in row and "broken.jpeg" in row for row in rows)

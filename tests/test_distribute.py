@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 
+# Subprocess and end-to-end runs: `python -m pytest -m slow` (CI runs them too).
+pytestmark = pytest.mark.slow
+
 FIXTURES = Path(__file__).parent / "fixtures" / "kermany"
 TIMEOUT = 300  # seconds per process; they finish far sooner on an idle machine
 

@@ -295,23 +295,18 @@ def test_apply_temperature_rescales_the_logits_and_survives_save_load(model, ima
 def test_apply_temperature_keeps_decisions_of_a_shipped_threshold(model, images) -> None:
     from pneumozoo.evaluation import apply_temperature
     from pneumozoo.prediction import predict
-    from pneumozoo.pretrained import PretrainedConfig
 
-    model.pneumozoo_config = PretrainedConfig(
-        name="t", architecture="cnn4", task="binary", class_names=("normal", "pneumonia"),
-        input_size=64, threshold=0.3)
-    try:
-        calibrated = apply_temperature(model, 3.0)
-        expected = 1.0 / (1.0 + math.exp(-math.log(0.3 / 0.7) / 3.0))
-        assert calibrated.pneumozoo_config.threshold == pytest.approx(expected)
-        assert model.pneumozoo_config.threshold == 0.3
-        p_old = 1.0 - model.predict_on_batch(images)[:, 0]
-        p_new = 1.0 - calibrated.predict_on_batch(images)[:, 0]
-        assert ((p_old >= 0.3) == (p_new >= calibrated.pneumozoo_config.threshold)).all()
-        labels = [p.label for p in predict(model, list(images))]
-        assert labels == [p.label for p in predict(calibrated, list(images))]
-    finally:
-        del model.pneumozoo_config
+    shipped = apply_temperature(model, 1.0)  # a copy with a shipped threshold of 0.3
+    shipped.threshold = 0.3
+    calibrated = apply_temperature(shipped, 3.0)
+    expected = 1.0 / (1.0 + math.exp(-math.log(0.3 / 0.7) / 3.0))
+    assert calibrated.threshold == pytest.approx(expected)
+    assert shipped.threshold == 0.3 and model.threshold == 0.5
+    p_old = 1.0 - shipped.predict_on_batch(images)[:, 0]
+    p_new = 1.0 - calibrated.predict_on_batch(images)[:, 0]
+    assert ((p_old >= 0.3) == (p_new >= calibrated.threshold)).all()
+    labels = [p.label for p in predict(shipped, list(images))]
+    assert labels == [p.label for p in predict(calibrated, list(images))]
     with pytest.raises(ValueError):
         apply_temperature(model, 0.0)
 

@@ -26,6 +26,9 @@ from typing import Any
 
 import pytest
 
+# Subprocess and end-to-end runs: `python -m pytest -m slow` (CI runs them too).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 BUNDLED = ROOT / "src" / "pneumozoo" / "pretrained" / "bundled"

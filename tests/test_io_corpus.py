@@ -218,11 +218,38 @@ def test_named_pipe_is_refused_without_blocking(tmp_path: Path) -> None:
     assert time.perf_counter() - start < 2.0
 
 
-@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root reads all")
-def test_unreadable_file(tmp_path: Path) -> None:  # pragma: no cover - CI runs as root here
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX permissions and fork")
+def test_unreadable_file(tmp_path: Path) -> None:
+    """A file its reader may not open. Root reads everything, so as root the read runs in a
+    forked child that has given up root for the unprivileged ``nobody`` (uid 65534)."""
     path = write(tmp_path, "locked.png", encode(Image.new("L", (2, 2)), "PNG"))
     path.chmod(0)
-    check_error(path, "permission denied")
+    if os.geteuid() != 0:
+        check_error(path, "permission denied")
+        return
+    tmp_path.chmod(0o755)
+    for parent in tmp_path.parents:  # nobody must reach the file to be refused by it
+        if parent.stat().st_mode & 0o001 == 0 and str(parent).startswith("/tmp/"):
+            parent.chmod(parent.stat().st_mode | 0o005)
+    read, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                read_xray(path)
+                message = "read"
+            except InvalidImageError as e:
+                message = str(e)
+            os.write(write_end, message.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as f:
+        message = f.read().decode()
+    assert message == f"{path}: permission denied"
 
 
 def test_path_with_newline_gives_one_line_message(tmp_path: Path) -> None:

@@ -150,14 +150,14 @@ def test_thresholds_outside_0_1_are_refused(model: PneumoniaClassifier) -> None:
 
 def test_a_new_temperature_is_used_at_once(model: PneumoniaClassifier) -> None:
     """Setting the temperature after a predict (calibration does) is not served stale."""
-    from pneumozoo.evaluation.calibration import apply_temperature
+    from pneumozoo.evaluation.calibration import set_temperature
 
     m = build_model("cnn4", input_size=SIZE)
     m.set_weights(model.get_weights())
     x = film((50, 44), seed=5)
     before = m.predict(x, verbose=0).astype(np.float64)
     before_api = probs_of(m, x)
-    apply_temperature(m, 4.0)
+    set_temperature(m, 4.0)  # in place, on a model that has already predicted
     z = np.log(before) / 4.0
     want = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(m.predict(x, verbose=0), want, atol=1e-5)

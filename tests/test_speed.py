@@ -68,6 +68,7 @@ def test_mixed_precision_trains_and_outputs_float32(precision: str) -> None:
     import pneumozoo
     from pneumozoo.train import compile_model
 
+    keras.utils.set_random_seed(0)  # one 8-film epoch in bfloat16: keep it repeatable
     model = pneumozoo.build_model("xraynet", input_size=32, precision=precision)
     assert model.get_layer("stage1_a_conv").compute_dtype == precision.split("_")[1]
     assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone

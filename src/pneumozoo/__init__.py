@@ -186,6 +186,10 @@ def _quiet_tensorflow(level: str | None = None, *, hide_startup: bool = False) -
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     else:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+        if level == "3":  # TensorFlow's Python warnings too (e.g. tf.function retracing notes)
+            import logging
+
+            logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if hide_startup and "tensorflow" not in sys.modules and not any(
         isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path
     ):

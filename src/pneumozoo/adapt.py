@@ -384,7 +384,8 @@ def adapt(
     result = AdaptResult(model=adapted, folder=None, method=kept, cv=cv, settings=best_settings,
                          films=films)
     if out is not None:
-        result.folder = _write(result, out, name or f"{base_name}-{Path(str(data)).name}",
+        default_name = f"{Path(base_name).name}-{Path(str(data)).name}"
+        result.folder = _write(result, out, name or default_name,
                                base_name, data, chosen, threshold_rule, folds, notes or {})
     return result
 

@@ -307,7 +307,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default=None, metavar="NAME",
                    help="rerun a zoo model's recipe (see 'pneumozoo models'); the options "
                         "below override its settings")
-    p.add_argument("--arch", default=None, help=f"architecture (see 'pneumozoo models --archs'; default: {d.arch})")
+    p.add_argument("--arch", default=None, help=f"architecture, see 'pneumozoo models --archs' (default: {d.arch})")
     p.add_argument("--task", choices=["binary", "3class"], default=None,
                    help=f"normal vs pneumonia, or normal / bacteria / virus (default: {d.task})")
     p.add_argument("--input-size", type=_int_at_least(16), default=None,

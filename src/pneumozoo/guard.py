@@ -88,7 +88,8 @@ def fit_guard(
     Per block of the guard's features (see :class:`~pneumozoo.models.ClassifierHead`): the
     training films' mean, a projection onto their first
     :data:`~pneumozoo.models.head.GUARD_PROJECTED_COMPONENTS` principal components when the
-    block is wider than :data:`~pneumozoo.models.head.GUARD_MAX_COMPONENTS`, and the Ledoit-Wolf
+    block is wider than :data:`~pneumozoo.models.head.GUARD_MAX_COMPONENTS` (its rows scaled
+    to unit length first), and the Ledoit-Wolf
     precision matrix; then each block's distances are standardised by the held-out films'
     mean and standard deviation, and the cut-off is the ``quantile`` of the held-out films'
     summed score.
@@ -110,7 +111,7 @@ def fit_guard(
     """
     from sklearn.covariance import LedoitWolf
 
-    from pneumozoo.models.head import GUARD_MAX_COMPONENTS, GUARD_PROJECTED_COMPONENTS
+    from pneumozoo.models.head import GUARD_MAX_COMPONENTS, GUARD_PROJECTED_COMPONENTS, _unit_rows
 
     f = np.asarray(fit_features, dtype=np.float64)
     held_out = np.asarray(cutoff_features, dtype=np.float64)
@@ -123,6 +124,8 @@ def fit_guard(
     start = 0
     for d in head.guard_blocks:
         x = f[:, start:start + d]
+        if d > GUARD_MAX_COMPONENTS:
+            x = _unit_rows(x)
         mean = x.mean(axis=0)
         proj = None
         if d > GUARD_MAX_COMPONENTS:  # principal directions (right singular vectors)

@@ -32,6 +32,7 @@ __all__ = [
     "fit_temperature",
     "recalibrate",
     "reliability_curve",
+    "set_temperature",
     "temperature_of",
     "uncalibrated",
 ]
@@ -240,20 +241,20 @@ def uncalibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def apply_temperature(model: Any, temperature: float) -> Any:
-    """Set the model's softmax temperature (the absolute value, not a factor), in place.
+    """A copy of ``model`` whose softmax uses ``temperature`` (the absolute value, not a factor).
 
     The temperature lives in the model's :class:`~pneumozoo.models.ClassifierHead`, so it is
     saved with the model and ``model.predict`` and :func:`pneumozoo.predict` return
     calibrated probabilities. For a binary model the threshold is moved so that every
     decision stays the same (for 3-class models it is kept; choose it again on calibrated
-    validation outputs).
+    validation outputs). The original model is left unchanged.
 
     Args:
         model: A pneumozoo model.
         temperature: The new temperature (see :data:`~pneumozoo.models.head.TEMPERATURE_RANGE`).
 
     Returns:
-        The same model, for chaining.
+        The calibrated copy.
 
     Raises:
         ModelConfigError: If ``temperature`` is out of range or not finite.
@@ -263,6 +264,26 @@ def apply_temperature(model: Any, temperature: float) -> Any:
         >>> calibrated = apply_temperature(model, 1.7)  # doctest: +SKIP
         >>> temperature_of(calibrated)  # doctest: +SKIP
         1.7
+    """
+    from pneumozoo.models.classifier import as_classifier
+
+    clf = as_classifier(model)
+    new = type(clf).from_config(clf.get_config())
+    new.set_weights(clf.get_weights())
+    set_temperature(new, temperature)
+    return new
+
+
+def set_temperature(model: Any, temperature: float) -> None:
+    """Set a model's temperature in place, moving a binary model's threshold with it so that
+    every decision stays the same (what :func:`apply_temperature` does to its copy).
+
+    Args:
+        model: A pneumozoo model (changed in place).
+        temperature: The new absolute temperature.
+
+    Raises:
+        ModelConfigError: If ``temperature`` is out of range or not finite.
     """
     from pneumozoo.models.classifier import as_classifier
 
@@ -277,7 +298,6 @@ def apply_temperature(model: Any, temperature: float) -> Any:
         threshold = 1.0 / (1.0 + math.exp(-d / new))
     head.temperature = new
     head.threshold = threshold
-    return clf
 
 
 def calibrate(model: Any, records: Sequence[Any], *, batch_size: int = 32) -> Any:
@@ -289,7 +309,7 @@ def calibrate(model: Any, records: Sequence[Any], *, batch_size: int = 32) -> An
         batch_size: Inference batch size.
 
     Returns:
-        The model, its temperature set by :func:`apply_temperature` (in place).
+        :func:`apply_temperature` of the fitted absolute temperature (a calibrated copy).
 
     Example:
         >>> calibrated = calibrate(model, val_records)  # doctest: +SKIP
@@ -358,7 +378,7 @@ def recalibrate(
     # validation set drives the fitted temperature to the search bound).
     lo, hi = TEMPERATURE_RANGE
     temperature = clf.temperature * fit_temperature(raw, y, kind="probabilities")
-    apply_temperature(clf, min(max(temperature, lo), hi))
+    set_temperature(clf, min(max(temperature, lo), hi))
     calibrated = predict_records(clf, validation, batch_size=batch_size)
     op = choose_threshold(y, pneumonia_scores(calibrated), method=threshold_rule)
     clf.threshold = float(op.threshold)

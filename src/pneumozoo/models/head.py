@@ -43,8 +43,14 @@ def check_threshold(threshold: Any, what: str = "threshold") -> float:
 
 #: Guard blocks wider than this are projected onto their first principal components...
 GUARD_MAX_COMPONENTS = 512
-#: ... this many of them (a 9216-d flattened feature map would need a 340 MB precision matrix).
+#: ... this many of them (a 9216-d flattened feature map would need a 340 MB precision matrix),
+#: after scaling each row to unit length.
 GUARD_PROJECTED_COMPONENTS = 64
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit Euclidean length (zero rows stay zero)."""
+    return np.asarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
 
 
 @keras.saving.register_keras_serializable(package="pneumozoo")
@@ -239,7 +245,10 @@ class ClassifierHead(keras.layers.Layer):
         f = np.asarray(features, dtype=np.float64)
         out, start = [], 0
         for d, (mean, proj, prec) in zip(self.guard_blocks, self._guard, strict=True):
-            z = f[:, start:start + d] - np.asarray(mean, np.float64)
+            x = f[:, start:start + d]
+            if proj is not None:  # wide blocks: directions matter, not magnitudes
+                x = _unit_rows(x)
+            z = x - np.asarray(mean, np.float64)
             if proj is not None:
                 z = z @ np.asarray(proj, np.float64)
             q = np.einsum("ij,jk,ik->i", z, np.asarray(prec, np.float64), z)

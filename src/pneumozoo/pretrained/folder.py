@@ -257,7 +257,7 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
         if isinstance(model, PneumoniaClassifier):  # the model's own settings are the truth
             config = replace(config, task=model.task, class_names=model.class_names,
                              input_size=model.input_size, threshold=model.threshold)
-        written = replace(config, files=files, params=int(model.count_params()))
+        written = replace(config, files=files, params=_network_params(model))
         written.write(tmp)
         if card is not None:
             (tmp / "README.md").write_text(card, encoding="utf-8")
@@ -273,6 +273,16 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return written
+
+
+def _network_params(model: keras.Model) -> int:
+    """Parameters of the network itself: the head's guard arrays are fitted statistics."""
+    from pneumozoo.models.classifier import PneumoniaClassifier
+
+    total = int(model.count_params())
+    if isinstance(model, PneumoniaClassifier):
+        total -= sum(int(w.size) for w in model.head.get_weights())
+    return total
 
 
 def read_config_json(folder: str | Path) -> dict[str, Any]:

@@ -172,6 +172,6 @@ def load_pretrained(
 
     if text in {m.name for m in list_models()}:
         raise PneumozooError(f"{text!r} is an architecture, not a pretrained model: build it with "
-                             f"pneumozoo.build_model({text!r}), or load one of "
-                             f"{', '.join(_entries())}")
+                             f"pneumozoo.build_model({text!r}), or load a pretrained model (see "
+                             f"'pneumozoo models'): {', '.join(_entries())}")
     raise UnknownNameError("pretrained model (or folder, or hf://owner/repo)", text, list(_entries()))
