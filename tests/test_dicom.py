@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -335,12 +334,11 @@ def test_compressed_without_decoder(tmp_path: Path) -> None:
     expect_error(data, tmp_path, "JPEG-LS", "decoder", "not installed")
 
 
+@pytest.mark.timeout(60)  # a hang fails the test; slowness does not
 def test_huge_dimensions_are_refused_before_decoding(tmp_path: Path) -> None:
     stored = np.zeros((2, 2), dtype=np.uint16)
     data = make_dicom(stored, bits_stored=12, Rows=30000, Columns=30000)
-    start = time.perf_counter()
     expect_error(data, tmp_path, "30000x30000", "limit")
-    assert time.perf_counter() - start < 2.0
 
 
 def test_zero_rows(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import io
 import re
 import socket
 import threading
-import time
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -190,6 +189,7 @@ def test_http_errors(server: ArchiveServer, tmp_path: Path, status: int) -> None
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.timeout(60)  # a hang fails the test; slowness does not
 def test_connection_refused_and_timeout(server: ArchiveServer, tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -197,10 +197,8 @@ def test_connection_refused_and_timeout(server: ArchiveServer, tmp_path: Path) -
     with pytest.raises(DownloadError, match=r"cannot connect"):
         download_kermany(tmp_path / "k", url=f"http://127.0.0.1:{port}/x.zip", progress=False)
     server.delay = 10
-    start = time.monotonic()
     with pytest.raises(DownloadError, match=r"no answer within 0.5 s"):
         download_kermany(tmp_path / "k", url=server.url(), timeout=0.5, progress=False)
-    assert time.monotonic() - start < 5
 
 
 @pytest.mark.parametrize("evil", ["../evil.txt", "/tmp/evil-abs.txt", "chest_xray/../../evil.txt"])
