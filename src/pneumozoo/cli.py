@@ -137,22 +137,11 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 # --- output ------------------------------------------------------------------------------
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, inf) replaced by None, recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
-        return _finite(value.item())  # numpy scalars
-    return value
-
-
 def _dumps(value: Any, indent: int | None = None) -> str:
     """Strict, ASCII JSON: no NaN/Infinity (null instead); any character survives escaped."""
-    return json.dumps(_finite(value), indent=indent, allow_nan=False, ensure_ascii=True)
+    from pneumozoo.utils import json_safe
+
+    return json.dumps(json_safe(value), indent=indent, allow_nan=False, ensure_ascii=True)
 
 
 def _shorten(text: str, width: int = PATH_WIDTH) -> str:

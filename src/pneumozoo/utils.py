@@ -50,3 +50,24 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` ready for strict JSON: every non-finite float (NaN, inf) becomes ``None``,
+    NumPy scalars become Python numbers, tuples become lists (recursively).
+
+    Example:
+        >>> json_safe({"auc": float("nan"), "n": (1, 2.5)})
+        {'auc': None, 'n': [1, 2.5]}
+    """
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        return json_safe(value.item())  # NumPy scalars
+    return value

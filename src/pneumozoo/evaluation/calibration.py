@@ -286,11 +286,12 @@ def set_temperature(model: Any, temperature: float) -> None:
         ModelConfigError: If ``temperature`` is out of range or not finite.
     """
     from pneumozoo.models.classifier import as_classifier
+    from pneumozoo.models.head import check_temperature
 
     clf = as_classifier(model)
     head = clf.head
     old = head.temperature
-    new = head._check_temperature(temperature)
+    new = check_temperature(temperature)
     threshold = head.threshold
     if clf.task == "binary" and 0.0 < threshold < 1.0:
         # P = sigmoid(d / T): keep d = T_old * logit(threshold) on the boundary.

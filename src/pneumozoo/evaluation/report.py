@@ -22,18 +22,6 @@ from pneumozoo.evaluation.metrics import (
 __all__ = ["EvaluationReport", "evaluate", "report_from_predictions"]
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return None if math.isnan(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _clean(obj.item())
-    return obj
-
-
 @dataclass
 class EvaluationReport:
     """Metrics of a model on one labelled split.
@@ -81,8 +69,10 @@ class EvaluationReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN becomes null)."""
-        return dict(_clean(asdict(self)))
+        """JSON-ready dict (NaN and infinities become null)."""
+        from pneumozoo.utils import json_safe
+
+        return dict(json_safe(asdict(self)))
 
     def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text."""

@@ -28,6 +28,20 @@ def task_of_names(class_names: Sequence[str]) -> Task:
     return "binary" if len(class_names) == 2 else "3class"
 
 
+def check_temperature(temperature: Any) -> float:
+    """A softmax temperature as a float, refused unless finite and in :data:`TEMPERATURE_RANGE`."""
+    from pneumozoo.errors import ModelConfigError
+
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        t = float("nan")
+    lo, hi = TEMPERATURE_RANGE
+    if isinstance(temperature, bool) or not (math.isfinite(t) and lo <= t <= hi):
+        raise ModelConfigError(f"temperature must be a finite number in [{lo}, {hi}], got {temperature!r}")
+    return t
+
+
 def check_threshold(threshold: Any, what: str = "threshold") -> float:
     """A decision threshold as a float, refused unless finite and in ``[0, 1]``."""
     from pneumozoo.errors import ModelConfigError
@@ -136,7 +150,7 @@ class ClassifierHead(keras.layers.Layer):
                 or len(set(names)) != len(names)):
             raise ModelConfigError(f"class_names must be 2 or 3 unique non-empty names, got {names!r}")
         self.class_names = names
-        self.temperature = self._check_temperature(temperature)
+        self.temperature = check_temperature(temperature)
         self.threshold = check_threshold(threshold)
         if isinstance(guard_blocks, (str, bytes)) or not all(
                 isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 65536 for d in guard_blocks):
@@ -159,19 +173,6 @@ class ClassifierHead(keras.layers.Layer):
                 raise ModelConfigError(f"prior must be a number in (0, 1), got {prior!r}")
             prior = p
         self.prior = prior
-
-    @staticmethod
-    def _check_temperature(temperature: Any) -> float:
-        from pneumozoo.errors import ModelConfigError
-
-        try:
-            t = float(temperature)
-        except (TypeError, ValueError):
-            t = float("nan")
-        lo, hi = TEMPERATURE_RANGE
-        if isinstance(temperature, bool) or not (math.isfinite(t) and lo <= t <= hi):
-            raise ModelConfigError(f"temperature must be a finite number in [{lo}, {hi}], got {temperature!r}")
-        return t
 
     @property
     def task(self) -> Task:
