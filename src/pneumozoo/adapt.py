@@ -406,7 +406,7 @@ def _write(result: AdaptResult, out: str | Path, name: str, base_name: str, data
                           "compared": {k: {m: v.get(m) for m in ("auc", "accuracy", "sensitivity",
                                                                    "specificity")}
                                        for k, v in result.cv.items()}, **notes}},
-        training={"adapted_from": base_name, "site_data": str(data), **result.films,
+        training={"adapted_from": base_name, "site_data": Path(str(data)).name, **result.films,
                   "method": result.method, "settings": result.settings,
                   "threshold_rule": rule, "folds": folds,
                   "domain_guard": result.model.head.guard_info})

@@ -354,7 +354,7 @@ def run_recipe(
         threshold_rule=recipe.threshold_rule, description=recipe.description,
         calibration=result.extra["calibration"],
         training={
-            "data": str(data),
+            "data": Path(data).name,  # the folder's name: no machine paths in a card
             "train_images": len(train),
             "validation_split": f"patient-wise, stratified, {recipe.val_fraction:.0%} of the "
                                 f"train patients, seed {recipe.seed}",
