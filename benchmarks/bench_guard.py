@@ -30,7 +30,7 @@ def main() -> int:
     args = p.parse_args()
     check_data(args.data, splits=("test",))
     import pneumozoo
-    from pneumozoo.guard import check_guard
+    from pneumozoo.evaluation.external import check_guard
 
     names = args.models or [c.name for c in pneumozoo.list_pretrained()]
     rows, missed = [], []

@@ -75,6 +75,7 @@ API_MODULES: list[tuple[str, str]] = [
     ("pneumozoo.evaluation.thresholds", "evaluation.thresholds"),
     ("pneumozoo.evaluation.calibration", "evaluation.calibration"),
     ("pneumozoo.evaluation.tta", "evaluation.tta"),
+    ("pneumozoo.evaluation.external", "evaluation.external"),
     ("pneumozoo.evaluation.enrich", "evaluation.enrich"),
     ("pneumozoo.prediction", "predict"),
     ("pneumozoo.guard", "guard: the domain guard"),

@@ -41,7 +41,7 @@ KEEP = ("reference_predictions.json", "history.json")
 
 def measure(model: Any, data: Path) -> dict[str, Any]:
     """Guard flag rates and external metrics of a model as it is (nothing refitted)."""
-    from pneumozoo.guard import check_guard
+    from pneumozoo.evaluation.external import check_guard
 
     checked = check_guard(model, data / "kermany224" / "test", data / "nih-adult-dev")
     nih = checked["external"]

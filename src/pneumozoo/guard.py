@@ -19,8 +19,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_QUANTILE", "MAX_COLOURFULNESS", "check_guard", "fit_guard",
+__all__ = ["DEFAULT_QUANTILE", "MAX_COLOURFULNESS", "OUT_OF_DOMAIN_POLICIES", "fit_guard",
            "guard_features", "is_colour_picture", "non_xray_images"]
+
+#: What ``predict`` and ``evaluate`` do with films the guard flags: keep them flagged,
+#: leave them out, or stop with :class:`~pneumozoo.errors.OutOfDomainError`.
+OUT_OF_DOMAIN_POLICIES = ("flag", "skip", "fail")
 
 #: Quantile of the held-out in-domain films' scores used as the cut-off: about 7.5% of
 #: in-domain films are flagged. Chosen for the zoo on the validation films and the adult
@@ -186,32 +190,3 @@ def non_xray_images(n: int = 8, size: int = 256, seed: int = 0) -> dict[str, np.
         "colour-picture": np.stack(colour).astype(np.uint8),
         "grey-gradient": np.stack(gradient).astype(np.uint8),
     }
-
-
-def check_guard(model: Any, in_domain: Any, out_of_domain: Any, *, n_boot: int = 1000) -> dict[str, Any]:
-    """Measure a model's guard and its external validity, as every zoo card reports them.
-
-    Args:
-        model: A pneumozoo model with a fitted guard.
-        in_domain: Labelled held-out films of the model's own domain (a ``NORMAL/``
-            ``PNEUMONIA/`` folder, e.g. Kermany ``test``).
-        out_of_domain: Labelled films of another population (e.g. ``nih-adult-dev``).
-        n_boot: Bootstrap resamples of the external metrics' intervals.
-
-    Returns:
-        ``flagged``: the share flagged of ``in_domain``, ``out_of_domain`` and of each kind of
-        :func:`non_xray_images` (an unreadable or refused image counts as flagged);
-        ``external``: the :class:`~pneumozoo.evaluation.EvaluationReport` dict of
-        ``out_of_domain`` at the model's threshold (with its in-domain subset).
-    """
-    from pneumozoo.evaluation import evaluate
-    from pneumozoo.prediction import predict
-
-    inside = evaluate(model, in_domain, ci=False)
-    outside = evaluate(model, out_of_domain, n_boot=n_boot)
-    flagged: dict[str, float | None] = {"in_domain": inside.out_of_domain_fraction,
-                                        "out_of_domain": outside.out_of_domain_fraction}
-    for kind, images in non_xray_images(8).items():
-        preds = predict(model, list(images))
-        flagged[f"non_xray_{kind}"] = float(np.mean([not p.ok or p.in_domain is False for p in preds]))
-    return {"flagged": flagged, "external": outside.to_dict()}

@@ -14,14 +14,13 @@ from PIL import Image
 
 from pneumozoo.errors import InvalidImageError, OutOfDomainError, PneumozooError
 from pneumozoo.evaluation.metrics import pneumonia_scores
+from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
 from pneumozoo.io import ImageSource, describe_source, read_xray
 from pneumozoo.models.classifier import PneumoniaClassifier
 
 __all__ = ["OUT_OF_DOMAIN_POLICIES", "Prediction", "iter_predictions", "predict"]
 
 
-#: What :func:`predict` does with films its model's domain guard flags.
-OUT_OF_DOMAIN_POLICIES = ("flag", "skip", "fail")
 
 
 @dataclass(frozen=True)

@@ -325,9 +325,9 @@ def evaluate(
     """
     from pneumozoo.errors import DataError, OutOfDomainError, PneumozooError
     from pneumozoo.evaluation.enrich import enrich_report, write_report
+    from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
     from pneumozoo.models.classifier import as_classifier
     from pneumozoo.models.head import check_threshold
-    from pneumozoo.prediction import OUT_OF_DOMAIN_POLICIES
 
     clf = as_classifier(model)
     if threshold is not None:
