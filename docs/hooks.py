@@ -315,12 +315,28 @@ def benchmark_rates() -> dict[str, str]:
     return out
 
 
+PEER_FILE = ROOT / "benchmarks" / "results" / "peer.json"
+
+
+def peer_ratios() -> dict[str, str]:
+    """Model name -> "N.NNx" images/s relative to the published peer, from
+    ``benchmarks/results/peer.json`` (``benchmarks/bench_peer.py``; quick runs ignored)."""
+    try:
+        data = json.loads(PEER_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("quick"):
+        return {}
+    return {r["model"]: f"{r['ratio_vs_peer']:.2f}x" for r in data.get("rows", [])[1:]
+            if isinstance(r, dict) and isinstance(r.get("ratio_vs_peer"), (int, float))}
+
+
 NO_MODELS = "No pretrained models are bundled in this build."
 
 
 def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
               rates: dict[str, str] | None = None, cards: Sequence[str] | None = None,
-              plain: bool = False) -> str:
+              plain: bool = False, peer: dict[str, str] | None = None) -> str:
     """Markdown table of the pretrained registry (``pneumozoo.list_pretrained()``).
 
     ``plain`` drops what only the docs site can show (admonitions, links to card pages), for
@@ -347,6 +363,10 @@ def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
     batch_note = rates.pop("__batch__", None)
     if rates:
         header.append(f"images/s (batch {batch_note})" if batch_note else "images/s")
+    if peer is None:
+        peer = peer_ratios()
+    if peer:
+        header.append("speed vs peer")
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for c in configs:
         test = c.metrics.get("test", {}) if isinstance(c.metrics, dict) else {}
@@ -359,6 +379,8 @@ def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
                  else "-"]
         if rates:
             cells.append(rates.get(c.name, "-"))
+        if peer:
+            cells.append(peer.get(c.name, "-"))
         rows.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     n_test = {c.metrics.get("test", {}).get("n") for c in configs if isinstance(c.metrics, dict)}
     n_text = ", ".join(str(n) for n in sorted(x for x in n_test if isinstance(x, int)))
@@ -378,6 +400,11 @@ def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
         notes.append("images/s: inference throughput on the CPU of the benchmark run, films "
                      "already in memory, from `benchmarks/results/inference.json` "
                      "(`python benchmarks/bench_inference.py`).")
+    if peer:
+        notes += ["", "speed vs peer: images/s relative to the published `pneumonia-model-package"
+                  "==0.1.0` model (5-block separable CNN, 180 px) in the same process, same 624 "
+                  "test films in memory, batch 32, alternating rounds, from "
+                  "`benchmarks/results/peer.json` (`python benchmarks/bench_peer.py`)."]
     return "\n".join(rows + notes + domain_table(configs))
 
 
@@ -682,6 +709,33 @@ def benchmarks_section(page: str = "reproducing.md") -> str:
     return "\n".join(lines)
 
 
+def seed_spread_section(page: str = "reproducing.md") -> str:
+    """The threshold-rule study of ``benchmarks/bench_seeds.py`` (``results/seeds-*.json``)."""
+    files = sorted((ROOT / "benchmarks" / "results").glob("seeds-*.json"))
+    if not files:
+        return "No seed study has been run in this checkout (`benchmarks/bench_seeds.py`)."
+    lines = ["| model | seeds | rule | SD of logit(threshold) | validation sensitivity SD | "
+             "validation specificity SD | test sensitivity (mean ± SD) | test specificity "
+             "(mean ± SD) | test accuracy range |", "|" + "---|" * 9]
+    chosen = []
+    for path in files:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        seeds = ", ".join(str(x) for x in doc.get("seeds", []))
+        for rule, entry in doc.get("rules", {}).items():
+            s = entry["summary"]
+            mark = " (chosen)" if rule == doc.get("chosen") else ""
+            lines.append(
+                f"| `{doc['model']}` | {seeds} | `{rule}`{mark} | {_fmt(s['threshold_logit_sd'], 2)} "
+                f"| {_fmt(s['val_sensitivity']['sd'])} | {_fmt(s['val_specificity']['sd'])} "
+                f"| {_fmt(s['sensitivity']['mean'])} ± {_fmt(s['sensitivity']['sd'])} "
+                f"| {_fmt(s['specificity']['mean'])} ± {_fmt(s['specificity']['sd'])} "
+                f"| {_fmt(s['accuracy']['min'])} – {_fmt(s['accuracy']['max'])} |")
+        chosen.append(f"`{doc['model']}`: `{doc.get('chosen')}`")
+    lines += ["", f"Chosen on validation only ({'; '.join(chosen)}); criterion: "
+              f"{json.loads(files[0].read_text(encoding='utf-8')).get('criterion', '')}."]
+    return "\n".join(lines)
+
+
 def preset_previews_section(page: str) -> str:
     """One preview strip per augmentation preset (images made at build time)."""
     images = preset_previews()
@@ -727,6 +781,7 @@ MARKERS: dict[str, Callable[..., str]] = {
     "examples": lambda page: examples_list(page),
     "changelog": lambda page: changelog_markdown(),
     "mistakes": mistakes_section,
+    "seed-spread": lambda page: seed_spread_section(page),
 }
 #: Sections generated at build time only, never written into the Markdown sources: the
 #: preview strips (their PNGs exist only in the built site) and the changelog (a copy of

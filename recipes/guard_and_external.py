@@ -35,8 +35,6 @@ NIH_CAVEATS = ("adult NIH ChestX-ray14 films (Wang et al., CVPR 2017; NIH Clinic
                "pneumonia vs no finding; labels mined from reports by NLP (> 90% accurate per "
                "NIH); NORMAL and PNEUMONIA differ in view (PA/AP mix), so a model can partly "
                "learn the view; 110 positives give wide intervals")
-#: Extra files of a bundled folder that re-saving must keep.
-KEEP = ("reference_predictions.json", "history.json")
 
 
 def measure(model: Any, data: Path) -> dict[str, Any]:
@@ -67,7 +65,7 @@ def run(name: str, data: Path, out: Path) -> dict[str, Any]:
     import pneumozoo
     from pneumozoo.guard import fit_guard, guard_features
     from pneumozoo.pretrained.config import PretrainedConfig
-    from pneumozoo.pretrained.release import write_release
+    from pneumozoo.pretrained.release import update_release
     from pneumozoo.recipe import get_recipe, split, training_records
 
     folder = BUNDLED / name
@@ -86,19 +84,7 @@ def run(name: str, data: Path, out: Path) -> dict[str, Any]:
               fitted_on=f"{len(train)} Kermany train films of the recipe's split; cut-off on "
                         f"its {len(val)} validation films")
     measured = measure(model, data)
-    kept = {f: (folder / f).read_bytes() for f in KEEP if (folder / f).is_file()}
-    # Hand-written sections appended to a generated card are kept.
-    from pneumozoo.pretrained.card import model_card
-
-    card = (folder / "README.md").read_text(encoding="utf-8")
-    generated = model_card(config)
-    notes = card[len(generated):] if card.startswith(generated) else ""
-    config = replace(config, metrics={**config.metrics, **measured})
-    written = write_release(model, config, out / name)
-    for f, content in kept.items():
-        (out / name / f).write_bytes(content)
-    if notes:
-        (out / name / "README.md").write_text(model_card(written) + notes, encoding="utf-8")
+    update_release(model, replace(config, metrics={**config.metrics, **measured}), folder, out / name)
     return measured
 
 

@@ -351,4 +351,16 @@ def test_benchmark_rates_read_the_inference_results(tmp_path: Path,
     results.write_text(json.dumps({"quick": True, "arrays": rows}))
     assert hooks.benchmark_rates() == {}  # a smoke run is not a measurement
     monkeypatch.setattr(hooks, "BENCHMARK_FILE", tmp_path / "absent.json")
-    assert "images/s" not in hooks.zoo_table(configs=[fake_config("m")], cards=[])
+    assert "images/s" not in hooks.zoo_table(configs=[fake_config("m")], cards=[], peer={})
+
+
+def test_zoo_table_quotes_the_peer_ratio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = tmp_path / "peer.json"
+    rows = [{"model": "peer (x)", "ratio_vs_peer": 1.0}, {"model": "m", "ratio_vs_peer": 4.254}]
+    results.write_text(json.dumps({"quick": False, "rows": rows}))
+    monkeypatch.setattr(hooks, "PEER_FILE", results)
+    assert hooks.peer_ratios() == {"m": "4.25x"}
+    table = hooks.zoo_table(configs=[fake_config("m"), fake_config("n")], cards=[], rates={})
+    assert "speed vs peer" in table and "| 4.25x |" in table and "pneumonia-model-package" in table
+    results.write_text(json.dumps({"quick": True, "rows": rows}))
+    assert hooks.peer_ratios() == {}

@@ -173,3 +173,23 @@ def test_every_bundled_config_passes_the_allow_list() -> None:
     for folder in folders:
         check_keras_config(json.loads((folder / "config.json").read_text()), str(folder))
         PretrainedConfig.read(folder)
+
+
+def test_written_model_folders_are_not_private(tmp_path: Path) -> None:
+    # Atomic writes go through private temporary files and folders; the finished folder
+    # gets the modes a plain write would (a shared model folder stays readable).
+    import stat
+
+    from pneumozoo.models import build_model
+    from pneumozoo.pretrained.config import PretrainedConfig
+    from pneumozoo.pretrained.folder import save_folder
+    from pneumozoo.utils import atomic_write_json, default_mode
+
+    cfg = PretrainedConfig(name="m", architecture="cnn4", task="binary",
+                           class_names=("normal", "pneumonia"), input_size=48)
+    folder = tmp_path / "m"
+    save_folder(build_model("cnn4", input_size=48), folder, cfg)
+    assert stat.S_IMODE(folder.stat().st_mode) == default_mode(directory=True)
+    assert {stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()} == {default_mode()}
+    atomic_write_json(tmp_path / "x.json", {"a": 1})
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == default_mode()

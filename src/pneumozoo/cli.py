@@ -321,8 +321,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    default=None, help=f"share of the training patients held out for validation, "
                                       f"in (0, 1) (default: {d.val_fraction})")
     p.add_argument("--threshold-rule", default=None,
-                   choices=["youden", "youden-margin"],
-                   help=f"how the threshold is chosen on validation (default: {d.threshold_rule})")
+                   choices=["calibrated", "youden", "youden-margin"],
+                   help=f"how the threshold is chosen: calibrated is 0.5 on the calibrated "
+                        f"probability; the youden rules pick it on validation (default: "
+                        f"{d.threshold_rule})")
     p.add_argument("--weights", default=None, help="imagenet, or a checkpoint to start from")
     p.add_argument("--freeze-backbone", action="store_true",
                    help="train only the head of a transfer model")
@@ -572,12 +574,13 @@ def _models(args: argparse.Namespace) -> int:
     if args.json:
         print(_dumps([c.to_dict() for c in configs], indent=2))
         return EXIT_OK
-    print(f"{'name':<18} {'arch':<10} {'task':<7} {'size':>4} {'thr':>6} {'test acc':>8} {'test auc':>8}")
+    w = max([18, *(len(c.name) for c in configs)])
+    print(f"{'name':<{w}} {'arch':<10} {'task':<7} {'size':>4} {'thr':>6} {'test acc':>8} {'test auc':>8}")
     for c in configs:
         acc = c.metrics.get("test", {}).get("accuracy")
         auc = c.metrics.get("test", {}).get("auc")
         fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else "-"  # noqa: E731
-        print(f"{c.name:<18} {c.architecture:<10} {c.task:<7} {c.input_size:>4} {c.threshold:>6.3f} "
+        print(f"{c.name:<{w}} {c.architecture:<10} {c.task:<7} {c.input_size:>4} {c.threshold:>6.3f} "
               f"{fmt(acc):>8} {fmt(auc):>8}")
     return EXIT_OK
 

@@ -360,6 +360,8 @@ def _fit_body(model: keras.Model, train: Sequence[Record] | tf.data.Dataset,
         validation, model, training=False, batch_size=batch_size, augment=None, cache=cache,
         seed=rc.seed, oversample_minority=False)
 
+    # Dropout, augmentation and any other Keras randomness follow the recipe's seed.
+    keras.utils.set_random_seed(rc.seed)
     compile_model(model, learning_rate=rc.learning_rate, optimizer=rc.optimizer,
                   jit_compile=jit_compile, label_smoothing=rc.label_smoothing)
     epochs, early_stopping = rc.epochs, rc.early_stopping

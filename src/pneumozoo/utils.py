@@ -14,6 +14,14 @@ from typing import Any
 __all__ = ["atomic_path", "atomic_write_json", "sha256_file"]
 
 
+def default_mode(directory: bool = False) -> int:
+    """The mode a plain ``open``/``mkdir`` would give under the current umask (temporary
+    files and folders are created private; a finished file should not stay so)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
@@ -31,6 +39,8 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
         tmp_path = tmp_path.with_name(tmp_path.name[: -len(".tmp")])
     try:
         yield tmp_path
+        if tmp_path.is_file():
+            tmp_path.chmod(default_mode())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

@@ -19,9 +19,10 @@ from pneumozoo.evaluation.metrics import BINARY_METRICS, Counts, pneumonia_score
 
 __all__ = ["THRESHOLD_METHODS", "OperatingPoint", "choose_threshold", "operating_points"]
 
-Method = Literal["youden", "youden-margin", "sensitivity", "specificity"]
+Method = Literal["youden", "youden-margin", "calibrated", "sensitivity", "specificity"]
 #: Methods :func:`choose_threshold` knows.
-THRESHOLD_METHODS: tuple[str, ...] = ("youden", "youden-margin", "sensitivity", "specificity")
+THRESHOLD_METHODS: tuple[str, ...] = ("youden", "youden-margin", "calibrated", "sensitivity",
+                                      "specificity")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class OperatingPoint:
         threshold: Predict pneumonia when P(pneumonia) >= threshold.
         sensitivity: Share of pneumonia cases predicted pneumonia at that threshold.
         specificity: Share of normal cases predicted normal at that threshold.
-        method: ``youden``, ``sensitivity`` or ``specificity``.
+        method: ``youden``, ``youden-margin``, ``calibrated``, ``sensitivity`` or
+            ``specificity``.
         target: The asked sensitivity or specificity (``None`` for ``youden``).
     """
 
@@ -111,11 +113,17 @@ def choose_threshold(
       it: the same decisions on this data, with the largest margin for new data. Near-perfect
       validation sets leave a wide range of equally good thresholds; this picks its centre
       instead of its edge.
+    - ``"calibrated"``: 0.5 on the temperature-calibrated P(pneumonia), chosen on no data:
+      pneumonia whenever it is the more probable class at the prevalence the model was
+      calibrated under (its validation split's, recorded as ``model.head.prior``; move it to
+      another stated prevalence with :func:`pneumozoo.adapt.shifted_threshold`). The data
+      only measure what it gives.
 
     Args:
         y_true: Labels: 0 normal, anything else pneumonia.
         scores: P(pneumonia) ``(n,)`` or softmax outputs ``(n, k)`` (class 0 normal).
-        method: ``youden``, ``sensitivity`` or ``specificity``.
+        method: ``youden``, ``youden-margin``, ``calibrated``, ``sensitivity`` or
+            ``specificity``.
         target: Required sensitivity or specificity in [0, 1] for those methods.
 
     Returns:
@@ -134,13 +142,20 @@ def choose_threshold(
     """
     if method not in THRESHOLD_METHODS:
         raise UnknownNameError("threshold method", str(method), list(THRESHOLD_METHODS))
-    if not method.startswith("youden"):
+    if method not in ("youden", "youden-margin", "calibrated"):
         if target is None:
             raise ValueError(f"method={method!r} needs a target {method} in [0, 1]")
         if not 0.0 <= target <= 1.0:
             raise ValueError(f"target {method} must be in [0, 1], got {target}")
     thresholds, sens, spec = _curve(y_true, scores)
     goal = float(target) if target is not None else 0.0
+    if method == "calibrated":
+        # Candidates descend: the lowest one >= 0.5 makes the decisions of 0.5 itself; with
+        # none, candidate 0 (above every score) predicts no pneumonia, as 0.5 does.
+        at_or_above = np.flatnonzero(thresholds >= 0.5)
+        i = int(at_or_above[-1]) if len(at_or_above) else 0
+        return OperatingPoint(threshold=0.5, sensitivity=float(sens[i]),
+                              specificity=float(spec[i]), method="calibrated")
     if method == "sensitivity":
         # Sensitivity grows as the threshold falls: first (highest) one reaching the target.
         i = int(np.argmax(sens >= goal - 1e-12))

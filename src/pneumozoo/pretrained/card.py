@@ -125,6 +125,50 @@ def _guard_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _seed_spread_lines(metrics: dict[str, Any]) -> list[str]:
+    spread = metrics.get("seed_spread") if isinstance(metrics, dict) else None
+    if not isinstance(spread, dict):
+        return []
+    lines = ["", "## Run-to-run spread", ""]
+    table = spread.get("metrics")
+    if not isinstance(table, dict) or not table:
+        return [*lines, f"Not measured: {spread.get('reason', 'no retrains were run')}."]
+    seeds = spread.get("seeds") or []
+    lines += [f"The recipe retrained from scratch with {len(seeds)} other seeds "
+              f"({', '.join(str(s) for s in seeds)}; each changes the validation split, the "
+              f"initial weights and the shuffling), thresholds by the `{spread.get('rule', '?')}` "
+              "rule, measured on the same test split. The bootstrap interval above is the "
+              "uncertainty of *these* weights on 624 films; this spread is how far *another "
+              "training run* lands. The prediction interval is where one more retrain is "
+              "expected with 95% probability.", "",
+              "| Metric | Mean | SD | Range | 95% prediction interval |", "|---|---|---|---|---|"]
+    for key, name in (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"),
+                      ("specificity", "Specificity"), ("f1", "F1"), ("auc", "ROC AUC")):
+        row = table.get(key)
+        if not isinstance(row, dict):
+            continue
+        lo, hi = row.get("prediction_interval", [None, None])
+        lines.append(f"| {name} | {_number(row.get('mean')) or 0:.3f} | {_number(row.get('sd')) or 0:.3f} "
+                     f"| {_number(row.get('min')) or 0:.3f} – {_number(row.get('max')) or 0:.3f} "
+                     f"| {_number(lo) or 0:.3f} – {_number(hi) or 0:.3f} |")
+    if spread.get("source"):
+        lines += ["", f"Source: `{spread['source']}`."]
+    return lines
+
+
+def _speed_lines(metrics: dict[str, Any]) -> list[str]:
+    speed = metrics.get("speed") if isinstance(metrics, dict) else None
+    ratio = _number(speed.get("ratio_vs_peer")) if isinstance(speed, dict) else None
+    if not isinstance(speed, dict) or ratio is None:
+        return []
+    return ["", "## Speed", "",
+            f"{_number(speed.get('images_per_s')) or 0:.0f} images/s, **{ratio:.2f}x** the published "
+            f"peer `{speed.get('peer', '?')}` ({_number(speed.get('peer_images_per_s')) or 0:.0f} "
+            f"images/s, test AUC {_number(speed.get('peer_test_auc')) or 0:.3f}) on "
+            f"{speed.get('cpu') or 'a CPU'}: {speed.get('method', '')} "
+            f"(`{speed.get('source', 'benchmarks/bench_peer.py')}`, {speed.get('date', '')})."]
+
+
 def _external_lines(metrics: dict[str, Any]) -> list[str]:
     external = metrics.get("external") if isinstance(metrics, dict) else None
     if not isinstance(external, dict):
@@ -259,6 +303,8 @@ def model_card(config: PretrainedConfig, *, repo_id: str | None = None) -> str:
             lines += ["", "Confidence intervals were not computed for this model."]
     else:
         lines.append("No test metrics were recorded for this model.")
+    lines += _seed_spread_lines(config.metrics)
+    lines += _speed_lines(config.metrics)
     lines += _external_lines(config.metrics)
     lines += _guard_lines(config.metrics)
     lines += [

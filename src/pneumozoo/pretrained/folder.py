@@ -261,6 +261,12 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
         written.write(tmp)
         if card is not None:
             (tmp / "README.md").write_text(card, encoding="utf-8")
+        from pneumozoo.utils import default_mode
+
+        tmp.chmod(default_mode(directory=True))  # mkdtemp's folder is private
+        for f in tmp.iterdir():
+            if f.is_file():
+                f.chmod(default_mode())
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -16,7 +16,7 @@ import numpy as np
 from pneumozoo.data.records import Record, targets
 from pneumozoo.pretrained.config import PretrainedConfig
 
-__all__ = ["prepare_release", "write_release"]
+__all__ = ["prepare_release", "update_release", "write_release"]
 
 
 def prepare_release(
@@ -96,4 +96,38 @@ def write_release(model: Any, config: PretrainedConfig, folder: str | Path) -> P
 
     written = save_folder(model, folder, config)
     (Path(folder) / "README.md").write_text(model_card(written), encoding="utf-8")
+    return written
+
+
+def update_release(model: Any, config: PretrainedConfig, folder: str | Path,
+                   out: str | Path | None = None) -> PretrainedConfig:
+    """Rewrite a released model folder with new settings or metrics, keeping what is not
+    generated: extra files (``reference_predictions.json``, ``history.json``...) and any
+    hand-written sections appended to the model card.
+
+    Args:
+        model: The model (as loaded from ``folder``, possibly with new settings).
+        config: Its new config.
+        folder: The released folder.
+        out: Where to write (default: ``folder`` itself, rewritten atomically).
+
+    Returns:
+        The config as written.
+    """
+    from pneumozoo.pretrained.card import model_card
+    from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES
+
+    folder = Path(folder)
+    out = Path(out) if out is not None else folder
+    generated = {CONFIG_FILE, "README.md", *WEIGHT_FILES}
+    kept = {f.name: f.read_bytes() for f in folder.iterdir()
+            if f.is_file() and f.name not in generated}
+    card = (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else ""
+    old = model_card(PretrainedConfig.read(folder))
+    notes = card[len(old):] if card.startswith(old) else ""
+    written = write_release(model, config, out)
+    for name, content in kept.items():
+        (out / name).write_bytes(content)
+    if notes:
+        (out / "README.md").write_text(model_card(written) + notes, encoding="utf-8")
     return written
