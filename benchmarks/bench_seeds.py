@@ -54,14 +54,16 @@ _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
          9: 2.262, 10: 2.228}
 
 
-def spread(values: list[float]) -> dict[str, Any]:
-    """Mean, SD, range and the 95% prediction interval of one more draw (t-based)."""
+def spread(values: list[float], bounds: tuple[float, float] = (0.0, 1.0)) -> dict[str, Any]:
+    """Mean, SD, range and the 95% prediction interval of one more draw (t-based, clipped
+    to ``bounds``: every metric here is a proportion)."""
     n = len(values)
     mean = statistics.fmean(values)
     sd = statistics.stdev(values) if n > 1 else math.nan
     half = _T975.get(n - 1, 1.96) * sd * math.sqrt(1 + 1 / n) if n > 1 else math.nan
+    lo, hi = max(mean - half, bounds[0]), min(mean + half, bounds[1])
     return {"n": n, "mean": mean, "sd": sd, "min": min(values), "max": max(values),
-            "prediction_interval": [mean - half, mean + half], "values": values}
+            "prediction_interval": [lo, hi], "values": values}
 
 
 def _logit(p: float) -> float:

@@ -38,6 +38,12 @@ NOT_MEASURED = {
                       "at 192 px); not run yet",
     "xraynet-3class": "fine-tuned from xraynet-binary, so a spread needs retrains of both "
                       "(about 35 minutes each on 2 CPU cores); not run yet",
+    "cnn5-binary": "each retrain of the recipe is 10 epochs of cnn5 at 150 px, about 28 "
+                   "minutes on 2 CPU cores by benchmarks/results/training.json (168 s per "
+                   "epoch), so three take well over an hour; not run yet",
+    "xraynet-binary-fast": "fine-tuned from xraynet-binary-v2 (6 epochs, about 8 minutes); a "
+                           "spread needs retrains of xraynet-binary-v2 too (about 25 minutes "
+                           "each); not run yet",
     "xraynet-adult": "adapted to nih-adult-dev with a linear probe, not trained by a Kermany "
                      "recipe; its card gives out-of-fold intervals over NIH patients instead",
 }
@@ -59,7 +65,7 @@ def spread_of(name: str, rule: str) -> dict[str, Any]:
         "metrics": {m: {k: summary[m][k] for k in ("mean", "sd", "min", "max",
                                                    "prediction_interval", "values")}
                     for m in METRICS},
-        "threshold": {k: summary["threshold"][k] for k in ("mean", "sd", "min", "max")},
+        "thresholds": {k: summary["threshold"][k] for k in ("mean", "sd", "min", "max", "values")},
         "seconds_per_run": result["seconds_per_run"],
         "source": f"benchmarks/bench_seeds.py {name} --seeds "
                   + " ".join(str(s) for s in result["seeds"]),

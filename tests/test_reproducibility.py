@@ -111,6 +111,7 @@ def test_prediction_interval_is_wider_than_the_range_for_few_runs() -> None:
     # mean +- t(0.975, 2) * sd * sqrt(1 + 1/3)
     assert hi - s["mean"] == pytest.approx(4.303 * 0.05 * math.sqrt(4 / 3))
     assert lo < s["min"] and hi > s["max"]
+    assert bench_seeds.spread([0.97, 0.99, 1.0])["prediction_interval"][1] == 1.0  # a proportion
 
 
 def _run(seed: int, val_p: list[float], test_p: list[float]) -> dict[str, Any]:
