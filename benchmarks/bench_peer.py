@@ -78,7 +78,7 @@ def _peer_served(path: Path) -> Any:
 
 
 def _throughput(predict: Any, x: Any) -> float:
-    n = (len(x) // BATCH) * BATCH
+    n = (len(x) // BATCH) * BATCH or len(x)  # whole batches; all films when fewer than one
     seconds = C.timed(lambda: [predict(x[i:i + BATCH]) for i in range(0, n, BATCH)])
     return n / seconds
 
