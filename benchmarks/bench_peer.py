@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="comma-separated extra zoo entries in the same rounds "
                         "(bundled names or arch@size), e.g. cnn4-binary,xraynet@128")
     p.add_argument("--images", type=int, default=None, help="test films (default all; --quick 64)")
+    p.add_argument("--name", default=NAME,
+                   help="results file name (default peer: the default model and the target "
+                        "candidate; peer-zoo: every zoo model in the same rounds)")
     args = p.parse_args(argv)
     data = C.check_data(args.data, splits=("test",))
     rounds = C.repeats(args, 5)
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
     from pneumozoo.data import scan_split, targets
+    from pneumozoo.evaluation.metrics import pneumonia_scores
     from pneumozoo.io import read_xray
     from pneumozoo.pretrained import DEFAULT_MODEL
 
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         x = np.repeat(x, 3 // x.shape[-1], axis=-1).astype(np.float32)  # and batches
         model.predict_on_batch(x[:BATCH])  # warm-up
         pretrained = C.parse_spec(spec)[1] is None
-        auc = (float(roc_auc_score(y, _scores(model.predict_on_batch, x)[:, -1]))
+        auc = (float(roc_auc_score(y, pneumonia_scores(_scores(model.predict_on_batch, x))))
                if pretrained else None)
         ours.append({"model": spec, "description": desc, "input_size": int(model.input_size),
                      "x": x, "predict": model.predict_on_batch, "test_auc": auc, "ips": []})
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "method": "predict_on_batch on prepared arrays in memory, models alternating "
                         "each round, ratio = median of per-round ratios",
               "target": "test AUC >= 0.95 at >= 4x the peer's images/s (batch 32)"}
-    out = C.write_results(NAME, args, result)
+    out = C.write_results(args.name, args, result)
     C.print_table(rows, ["model", "input_size", "images_per_s", "ratio_vs_peer", "test_auc"],
                   f"{len(records)} test films in memory, batch {BATCH}, {rounds} alternating rounds")
     print(f"peer AUC as its predict.py serves (nearest resize + L2 normalize): "

@@ -315,12 +315,12 @@ def benchmark_rates() -> dict[str, str]:
     return out
 
 
-PEER_FILE = ROOT / "benchmarks" / "results" / "peer.json"
+PEER_FILE = ROOT / "benchmarks" / "results" / "peer-zoo.json"
 
 
 def peer_ratios() -> dict[str, str]:
     """Model name -> "N.NNx" images/s relative to the published peer, from
-    ``benchmarks/results/peer.json`` (``benchmarks/bench_peer.py``; quick runs ignored)."""
+    ``benchmarks/results/peer-zoo.json`` (``bench_peer.py --name peer-zoo``; quick runs ignored)."""
     try:
         data = json.loads(PEER_FILE.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -403,8 +403,9 @@ def zoo_table(page: str = "zoo.md", configs: Sequence[Any] | None = None,
     if peer:
         notes += ["", "speed vs peer: images/s relative to the published `pneumonia-model-package"
                   "==0.1.0` model (5-block separable CNN, 180 px) in the same process, same 624 "
-                  "test films in memory, batch 32, alternating rounds, from "
-                  "`benchmarks/results/peer.json` (`python benchmarks/bench_peer.py`)."]
+                  "test films in memory, batch 32, alternating rounds, every zoo model in the same "
+                  "rounds, from `benchmarks/results/peer-zoo.json` (`python "
+                  "benchmarks/bench_peer.py --name peer-zoo --candidates ...`)."]
     return "\n".join(rows + notes + domain_table(configs))
 
 

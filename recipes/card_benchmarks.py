@@ -5,8 +5,9 @@ For every bundled model:
 - ``metrics.seed_spread``: the spread of its thresholded test metrics over the retrains of
   ``benchmarks/bench_seeds.py`` (``benchmarks/results/seeds-<name>.json``), under the
   threshold rule the model's recipe declares, or the reason it was not measured;
-- ``metrics.speed``: its images/s against the published peer
-  (``benchmarks/results/peer.json``, ``benchmarks/bench_peer.py``), when it was measured.
+- ``metrics.speed``: its images/s against the published peer, from the run with every zoo
+  model in the same rounds (``benchmarks/results/peer-zoo.json``, ``python
+  benchmarks/bench_peer.py --name peer-zoo --candidates ...``), when it was measured.
 
 Weights, thresholds and every other number are left as they are.
 
@@ -38,9 +39,6 @@ NOT_MEASURED = {
                       "at 192 px); not run yet",
     "xraynet-3class": "fine-tuned from xraynet-binary, so a spread needs retrains of both "
                       "(about 35 minutes each on 2 CPU cores); not run yet",
-    "cnn5-binary": "each retrain of the recipe is 10 epochs of cnn5 at 150 px, about 28 "
-                   "minutes on 2 CPU cores by benchmarks/results/training.json (168 s per "
-                   "epoch), so three take well over an hour; not run yet",
     "xraynet-binary-fast": "fine-tuned from xraynet-binary-v2 (6 epochs, about 8 minutes); a "
                            "spread needs retrains of xraynet-binary-v2 too (about 25 minutes "
                            "each); not run yet",
@@ -73,8 +71,8 @@ def spread_of(name: str, rule: str) -> dict[str, Any]:
 
 
 def speed_of(name: str) -> dict[str, Any] | None:
-    """The model's row of ``results/peer.json`` (None when it was not in the run)."""
-    path = RESULTS / "peer.json"
+    """The model's row of ``results/peer-zoo.json`` (None when it was not in the run)."""
+    path = RESULTS / "peer-zoo.json"
     if not path.is_file():
         return None
     result = json.loads(path.read_text(encoding="utf-8"))
