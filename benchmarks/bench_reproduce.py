@@ -76,9 +76,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--keep", type=Path, default=None, help="keep the run and model folder here")
     p.add_argument("--seed", type=int, default=None, help="retrain with this seed (default: the recipe's)")
     args = p.parse_args(argv)
-    recipe = C.REPO / "recipes" / f"{args.model.replace('-', '_')}.py"
-    if not recipe.is_file():
-        names = sorted(q.stem.replace("_", "-") for q in (C.REPO / "recipes").glob("*_*.py"))
+    from pneumozoo.recipe import ZOO_RECIPES
+
+    def script(name: str) -> Path:
+        return C.REPO / "recipes" / f"{name.replace('-', '_')}.py"
+
+    recipe = script(args.model)
+    if args.model not in ZOO_RECIPES or not recipe.is_file():
+        names = sorted(n for n in ZOO_RECIPES if script(n).is_file())
         sys.exit(f"error: no recipe for {args.model!r}; valid: {', '.join(names)}")
     from pneumozoo.pretrained.registry import BUNDLED_DIR
 

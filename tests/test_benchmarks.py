@@ -174,6 +174,7 @@ def test_bench_reproduce_names_the_valid_models() -> None:
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "no recipe for 'no-such-model'" in proc.stderr and "xraynet-binary" in proc.stderr
+    assert "guard-and-external" not in proc.stderr  # a tool script, not a model's recipe
 
 
 def test_bench_seeds(runs: tuple[dict[str, Any], Path]) -> None:

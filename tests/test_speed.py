@@ -105,20 +105,35 @@ def test_mixed_precision_trains_and_outputs_float32(precision: str, tf_env: dict
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
 
 
-def test_xla_trains_one_step() -> None:
-    import pneumozoo
-    from pneumozoo.data import scan_split
+_XLA_RUN = """
+import sys
+import numpy as np
+import pneumozoo
+from pneumozoo.data import scan_split
 
-    model = pneumozoo.build_model("cnn4", input_size=64)  # small graph: quick to XLA-compile
-    records = scan_split(FIXTURES, "train")[::3]
-    before = [np.array(w.numpy()) for w in model.trainable_weights]
-    result = pneumozoo.fit(model, records, epochs=1, batch_size=8, jit_compile=True,
-                           augment="none", verbose=0)
-    assert model.jit_compile is True
-    assert np.isfinite(result.history["loss"][0])
-    # every trainable weight moved (the head's guard arrays are not trained, only fitted)
-    after = [np.array(w.numpy()) for w in model.trainable_weights]
-    assert sum(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)) == len(before)
+model = pneumozoo.build_model("cnn4", input_size=64)  # small graph: quick to XLA-compile
+records = scan_split(sys.argv[1], "train")[::3]
+before = [np.array(w.numpy()) for w in model.trainable_weights]
+result = pneumozoo.fit(model, records, epochs=1, batch_size=8, jit_compile=True,
+                       augment="none", verbose=0)
+assert model.jit_compile is True
+assert np.isfinite(result.history["loss"][0])
+# every trainable weight moved (the head's guard arrays are not trained, only fitted)
+after = [np.array(w.numpy()) for w in model.trainable_weights]
+assert sum(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)) == len(before)
+print("ok")
+"""
+
+
+def test_xla_trains_one_step(tf_env: dict[str, str]) -> None:
+    """In a fresh process: Keras turns XLA off once op determinism is on, and in-process
+    `pneumozoo train` runs turn it on for the whole process."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", _XLA_RUN, str(FIXTURES)],
+                         capture_output=True, text=True, env=tf_env, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
 
 
 def test_grayscale_batches_are_augmented_on_one_channel_with_the_same_result() -> None:

@@ -331,7 +331,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", help="auto, float32, mixed_float16, mixed_bfloat16")
     p.add_argument("--strategy", default=None, choices=["mirrored", "multiworker"],
                    help="tf.distribute strategy; --batch-size is then per replica")
-    p.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
+    p.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step (gives up op determinism: Keras refuses XLA under it)")
     p.add_argument("--seed", type=_int_at_least(0), default=None,
                    help=f"seed of the split, the augmentation and the initial weights (default: {d.seed})")
     p.add_argument("--test", action="store_true",
@@ -399,8 +399,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_run(args: argparse.Namespace, recipe: Any, strategy: Any, out: Path) -> int:
-    from pneumozoo.recipe import build_from, run_recipe
+    from pneumozoo.recipe import build_from, deterministic_ops, run_recipe
 
+    if not args.jit_compile:  # repeatable runs; Keras refuses XLA under op determinism
+        deterministic_ops()
     model = build_from(recipe, weights=args.weights, freeze_backbone=args.freeze_backbone,
                        precision=args.precision)
     run_recipe(recipe, args.data_dir, out=out / "model", checkpoint_dir=out / "checkpoint",

@@ -304,11 +304,12 @@ def split(recipe: Recipe, records: list[Any]) -> tuple[list[Any], list[Any]]:
 def deterministic_ops() -> None:
     """Make this process's TensorFlow kernels deterministic (``enable_op_determinism``).
 
-    The seed already fixes the split, the initial weights, the shuffling and the
-    augmentation, which on a CPU repeats a run (``pneumozoo train`` relies on that); this also
-    pins the kernels that may vary between runs (on GPUs especially). It is process-wide and
-    cannot be undone, and Keras then refuses XLA, so only the zoo's entry points call it
-    (``recipes/*.py``, ``benchmarks/bench_seeds.py``), not the library functions.
+    The seed fixes the split, the initial weights, the shuffling and the augmentation; this
+    also pins the kernels whose floating-point order can vary from run to run (multithreaded
+    CPU reductions under load, GPUs), without which two runs of one seed can differ in the
+    last bits and then drift apart. It is process-wide and cannot be undone, and Keras then
+    refuses XLA, so the entry points call it (``recipes/*.py``, ``pneumozoo train`` without
+    ``--jit-compile``, ``benchmarks/bench_seeds.py``), not the library functions.
     """
     import tensorflow as tf
 
