@@ -149,12 +149,17 @@ def load_model_spec(spec: str) -> tuple[Any, str]:
     return load_pretrained(name), f"{name} (pretrained)"
 
 
+def evenly(items: Sequence[Any], limit: int | None) -> list[Any]:
+    """``items`` evenly subsampled to ``limit`` (all of them without a limit or when fewer)."""
+    if limit is None or len(items) <= limit:
+        return list(items)
+    step = len(items) / limit
+    return [items[int(i * step)] for i in range(limit)]
+
+
 def list_images(folder: Path, limit: int | None = None) -> list[Path]:
     """Image files under ``folder`` (sorted), evenly subsampled to ``limit``."""
     from pneumozoo.io import expand_inputs
 
     files, _ = expand_inputs([folder])
-    if limit is not None and len(files) > limit:
-        step = len(files) / limit
-        files = [files[int(i * step)] for i in range(limit)]
-    return files
+    return evenly(files, limit)

@@ -64,9 +64,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     size, threshold = model.input_size, float(model.threshold)
     records = scan_split(data, "test")
     limit = args.images or (16 if args.quick else None)
-    if limit is not None and len(records) > limit:
-        step = len(records) / limit
-        records = [records[int(i * step)] for i in range(limit)]
+    records = C.evenly(records, limit)
     y = np.asarray(targets(records, "binary"))
     x = np.stack([model.prepare(read_xray(r.path)) for r in records])  # as predict prepares
     x = np.repeat(x, 3 // x.shape[-1], axis=-1).astype(np.float32)

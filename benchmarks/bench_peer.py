@@ -116,9 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     records = scan_split(data, "test")
     limit = args.images or (64 if args.quick else None)
-    if limit is not None and len(records) > limit:
-        step = len(records) / limit
-        records = [records[int(i * step)] for i in range(limit)]
+    records = C.evenly(records, limit)
     y = np.asarray(targets(records, "binary"))
     films = [read_xray(r.path) for r in records]
 

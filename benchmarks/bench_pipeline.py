@@ -60,9 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from pneumozoo.data import make_dataset, scan_split
 
     records = scan_split(data, "train")
-    if limit is not None and len(records) > limit:
-        step = len(records) / limit
-        records = [records[int(i * step)] for i in range(limit)]
+    records = C.evenly(records, limit)
 
     def pneumozoo_ds(_: Path) -> Any:
         return make_dataset(records, input_size=SIZE, batch_size=BATCH, training=True,

@@ -32,6 +32,7 @@ each on 2 CPU cores).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -79,7 +80,7 @@ def run_one(model_name: str, seed: int, work: Path, data: Path, epochs: int | No
     from pneumozoo.data import scan_split, targets
     from pneumozoo.evaluation.metrics import pneumonia_scores
     from pneumozoo.evaluation.report import predict_records
-    from pneumozoo.recipe import deterministic_ops, get_recipe, run_recipe, split, training_records
+    from pneumozoo.recipe import deterministic_ops, get_recipe, recipe_records, run_recipe, split
 
     deterministic_ops()  # as recipes/<name>.py runs it
     recipe = get_recipe(model_name).with_(seed=seed, **({"epochs": epochs} if epochs else {}))
@@ -87,12 +88,7 @@ def run_one(model_name: str, seed: int, work: Path, data: Path, epochs: int | No
     model, config = run_recipe(recipe, data, out=work / "model", checkpoint_dir=work / "checkpoint",
                                verbose=0, limit=limit, log=lambda *a: print(*a, flush=True))
     seconds = time.time() - t0
-    records = training_records(data)
-    if limit:
-        import random
-
-        records = random.Random(recipe.seed).sample(records, min(int(limit), len(records)))
-    _, val = split(recipe, records)
+    _, val = split(recipe, recipe_records(recipe, data, limit=limit))
     test = scan_split(data, "test")
     if limit:
         test = test[:limit]
@@ -164,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="run folders (default runs/seeds/<model>; reruns resume)")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--limit", type=int, default=None, help="train and test on N films only")
-    p.add_argument("--one", type=int, default=None, help=argparse_suppress())
+    p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # one seed's child
     args = p.parse_args(argv)
     C.check_data(args.data)
     if args.quick:
@@ -208,12 +204,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     C.print_table(table, list(table[0]), f"{args.model}: {len(runs)} seeds, rules on validation")
     print(f"chosen (validation only): {result['chosen']}\n-> {out}")
     return result
-
-
-def argparse_suppress() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -287,6 +287,17 @@ def training_records(data: str | Path) -> list[Any]:
         return list(scan_folder(root, split="train"))
 
 
+def recipe_records(recipe: Recipe, data: str | Path, *, limit: int | None = None) -> list[Any]:
+    """The training films :func:`run_recipe` uses: :func:`training_records`, or a sample of
+    ``limit`` of them drawn with the recipe's seed (a smoke test)."""
+    records = training_records(data)
+    if limit:
+        import random
+
+        records = random.Random(recipe.seed).sample(records, min(int(limit), len(records)))
+    return records
+
+
 def split(recipe: Recipe, records: list[Any]) -> tuple[list[Any], list[Any]]:
     """The recipe's patient-wise train/validation split (stratified by subtype when the file
     names carry one, as the zoo's splits are)."""
@@ -365,11 +376,7 @@ def run_recipe(
     from pneumozoo.train import fit
 
     out = Path(out)
-    records = training_records(data)
-    if limit:
-        import random
-
-        records = random.Random(recipe.seed).sample(records, min(int(limit), len(records)))
+    records = recipe_records(recipe, data, limit=limit)
     validate_records(records, task=recipe.task)  # type: ignore[arg-type]
     train, val = split(recipe, records)
     log(f"[{recipe.name}] train {len(train)}  validation {len(val)}")
