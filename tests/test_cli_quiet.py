@@ -85,21 +85,69 @@ def test_help_is_plain_words_and_shows_defaults() -> None:
 
 def test_verbose_leaves_tensorflow_logging_alone(monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    import pneumozoo
-
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    meta_path = list(sys.meta_path)
     assert main(["--verbose", "models", "--json"]) == 0
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     assert main(["models", "--verbose", "--json"]) == 0  # after the command too
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
-    assert not any(isinstance(f, pneumozoo._QuietTensorFlowFinder) for f in sys.meta_path)
-    try:
-        assert main(["models", "--json"]) == 0
-        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
-    finally:  # leave this process's imports as they were
-        sys.meta_path[:] = [f for f in sys.meta_path
-                            if not isinstance(f, pneumozoo._QuietTensorFlowFinder)]
+    assert main(["models", "--json"]) == 0
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert sys.meta_path == meta_path  # no import hook, ever (issue 21)
     capsys.readouterr()
+
+
+# A child that imports the CLI with nothing preloaded: no site module (``-S``), so no .pth
+# file or other package has imported ``importlib.util`` before pneumozoo runs, as in a fresh
+# virtual environment. The old import hook recursed forever there (RecursionError).
+_BARE_CHILD = r"""
+import sys
+sys.path[:0] = PATHS
+assert "importlib.util" not in sys.modules, "the child is not bare"
+from pneumozoo.cli import main
+status = main(ARGV)
+print("STATUS", status)
+"""
+
+
+def _bare_child(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    import site
+
+    import pneumozoo
+
+    src = str(Path(pneumozoo.__file__).resolve().parent.parent)
+    paths = [src, *site.getsitepackages()]
+    code = _BARE_CHILD.replace("PATHS", repr(paths)).replace("ARGV", repr(argv))
+    return subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          env=cli_env(), timeout=600, cwd=ROOT)
+
+
+def test_cli_runs_in_a_bare_interpreter() -> None:
+    """Regression (issue 21): ``pneumozoo predict`` in an interpreter that has not loaded
+    ``importlib.util``; fails with RecursionError on the old TensorFlow import hook."""
+    proc = _bare_child(["predict", str(ROOT / "examples" / "xrays")])
+    assert "RecursionError" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "STATUS 0" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-3000:]
+    films = sorted(p.name for p in (ROOT / "examples" / "xrays").iterdir() if p.suffix == ".jpeg")
+    assert films and all(name in proc.stdout for name in films), proc.stdout
+
+
+def test_a_fatal_error_is_one_line_and_status_2(monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 23: an error that is not the user's (here a crashing loader) prints one line and
+    exits 2, no table header and no traceback."""
+    import pneumozoo.pretrained as pretrained
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(pretrained, "load_pretrained", boom)
+    status = main(["predict", str(ROOT / "examples" / "xrays")])
+    out, err = capsys.readouterr()
+    assert status == 2, (out, err)
+    assert out == "", out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pneumozoo: error: fatal: RecursionError"), err
 
 
 def exit_status_table() -> dict[int, str]:

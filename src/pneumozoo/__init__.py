@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "load_pretrained": "pneumozoo.pretrained",
     "push_to_hub": "pneumozoo.hub",
     "Recipe": "pneumozoo.recipe",
+    "screen": "pneumozoo.screen",
     "get_recipe": "pneumozoo.recipe",
     "list_recipes": "pneumozoo.recipe",
     "FitResult": "pneumozoo.train",
@@ -103,6 +103,7 @@ __all__ = [
     "read_xray",
     "scan_folder",
     "scan_split",
+    "screen",
     "set_backbone_trainable",
 ]
 
@@ -142,6 +143,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pneumozoo.prediction import Prediction, predict
     from pneumozoo.pretrained import PretrainedConfig, list_pretrained, load_pretrained
     from pneumozoo.recipe import Recipe, get_recipe, list_recipes
+    from pneumozoo.screen import screen
     from pneumozoo.train import FitResult, fit
 
 
@@ -162,101 +164,27 @@ def __dir__() -> list[str]:
     return __all__
 
 
-def _quiet_tensorflow(level: str | None = None, *, hide_startup: bool = False) -> None:
-    """Hide TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices).
+def _quiet_tensorflow(level: str | None = None) -> None:
+    """Set TensorFlow's C++ log level before TensorFlow is imported.
 
-    The one place pneumozoo sets TensorFlow's log level; call it before TensorFlow is
-    imported. Library use (``level=None``) keeps a level the user chose and otherwise hides
-    info and warning lines. The command line passes ``level="3"`` and ``hide_startup=True``
-    (unless ``--verbose``): TensorFlow 2.16+ logs a few lines while it loads, before its log
-    level applies, so the first import of ``tensorflow`` then runs with the process's stderr
-    (file descriptor 2) sent to a temporary file, replayed only if the import fails.
-    ``TF_ENABLE_ONEDNN_OPTS`` is left alone: setting it to 0 would silence the oneDNN notice
-    but also change the kernels (speed and float round-off).
+    Library use (``level=None``) keeps a level the user chose and otherwise hides info and
+    warning lines. The command line passes ``level="3"`` (unless ``--verbose``) and also runs
+    its one ``import keras`` with stderr captured (``pneumozoo.cli``), which hides the lines
+    TensorFlow prints before its log level applies. There is deliberately no import hook: a
+    meta-path finder runs inside every import of the process, and one that imported
+    ``importlib.util`` there recursed forever in a fresh virtual environment (issue 21).
 
     Args:
         level: Value for ``TF_CPP_MIN_LOG_LEVEL`` (``"3"``: errors hidden too); ``None``
             keeps the user's and defaults to ``"2"``.
-        hide_startup: Capture the start-up lines of the first ``import tensorflow``.
     """
     import os
-    import sys
 
     if level is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    else:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
-        if level == "3":  # TensorFlow's Python warnings too (e.g. tf.function retracing notes)
-            import logging
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+    if level == "3":  # TensorFlow's Python warnings too (e.g. tf.function retracing notes)
+        import logging
 
-            logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    if hide_startup and "tensorflow" not in sys.modules and not any(
-        isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path
-    ):
-        sys.meta_path.insert(0, _QuietTensorFlowFinder())
-
-
-class _QuietTensorFlowFinder:
-    """Meta-path finder for the first ``import tensorflow``: runs it with fd 2 captured."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        import importlib.util
-        import sys
-
-        if name != "tensorflow":
-            return None
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)  # one-shot: later imports are the ordinary ones
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)  # type: ignore[assignment]
-        return spec
-
-
-class _QuietLoader:
-    """Wraps the real loader of ``tensorflow``; the module ends up with the real one."""
-
-    def __init__(self, loader: Any) -> None:
-        self._loader = loader
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-    def create_module(self, spec: Any) -> Any:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        import os
-        import sys
-        import tempfile
-
-        module.__loader__ = self._loader
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-        except (OSError, ValueError):  # no usable fd 2: nothing to hide
-            self._loader.exec_module(module)
-            return
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                self._loader.exec_module(module)
-            except BaseException:
-                _restore_stderr(saved)
-                captured.seek(0)
-                os.write(2, captured.read())  # a broken install keeps its diagnostics
-                raise
-            finally:
-                _restore_stderr(saved)
-                os.close(saved)
-
-
-def _restore_stderr(saved: int) -> None:
-    import os
-    import sys
-
-    with contextlib.suppress(Exception):
-        sys.stderr.flush()  # Python-level writes made during the import stay hidden too
-    os.dup2(saved, 2)
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)

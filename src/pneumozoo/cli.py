@@ -434,6 +434,11 @@ def _adapt_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unlabelled", action="store_true",
                    help="the films have no labels: estimate the site's pneumonia prevalence "
                         "(EM) and move the threshold to it")
+    p.add_argument("--force", action="store_true",
+                   help="with --unlabelled: write the model even when the estimate fails its "
+                        "checks (EM did not converge, estimate at 0 or 1, posteriors too "
+                        "uninformative, films out of the model's domain, one label for every "
+                        "film); the problems are still reported")
     p.add_argument("--json", action="store_true", help="print what was measured as JSON")
 
 
@@ -445,7 +450,14 @@ def _adapt(args: argparse.Namespace) -> int:
     model = _load(args)
     out = Path(args.out).expanduser()
     if args.unlabelled:
-        result = adapt_unlabelled(model, args.site_dir, out=out, name=args.name)
+        import warnings
+
+        with warnings.catch_warnings():  # the problems are printed below, once
+            warnings.simplefilter("ignore", UserWarning)
+            result = adapt_unlabelled(model, args.site_dir, out=out, name=args.name,
+                                      force=args.force)
+        for problem in result["problems"]:
+            print(f"pneumozoo: warning: {problem} (written anyway: --force)", file=sys.stderr)
         if args.json:
             print(_dumps(result))
         else:
@@ -690,6 +702,54 @@ def _explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- screen ------------------------------------------------------------------------------
+def _screen_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="a folder tree of films, or a .csv/.parquet list of paths "
+                                  "(a 'path' column)")
+    p.add_argument("--out", required=True, help="output folder: Parquet shards + summary.json; "
+                                                "a rerun into it skips films already written")
+    _model_arg(p)
+    p.add_argument("--ray", default=None, metavar="ADDRESS|auto",
+                   help="run on a Ray cluster with Ray Data (needs the 'ray' extra): 'auto' or "
+                        "HOST:PORT of a running cluster")
+    p.add_argument("--threshold", type=_probability, default=None,
+                   help="decision threshold on P(pneumonia), in [0, 1] (default: the model's)")
+    p.add_argument("--batch-size", type=_batch_size, default=32, help="films per forward pass")
+    p.add_argument("--workers", type=_int_at_least(1), default=2,
+                   help="reader threads decoding films (per Ray actor with --ray)")
+    p.add_argument("--shard-size", type=_int_at_least(1), default=1024, help="films per shard")
+    p.add_argument("--actors", type=_int_at_least(1), default=None,
+                   help="model actors with --ray (default: one per GPU, else one per 2 CPUs)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+@command("screen", "screen an archive of films into Parquet shards, resumably, locally or on Ray",
+         _screen_args)
+def _screen(args: argparse.Namespace) -> int:
+    from pneumozoo.screen import SUMMARY_FILE, screen
+
+    show = sys.stderr.isatty()
+
+    def progress(done: int) -> None:
+        if show:
+            print(f"\r{done} films screened", end="", file=sys.stderr, flush=True)
+
+    result = screen(args.source, args.out, model=args.model, ray=args.ray,
+                    batch_size=args.batch_size, workers=args.workers, shard_size=args.shard_size,
+                    threshold=args.threshold, revision=args.revision, ray_actors=args.actors,
+                    progress=progress)
+    if show:
+        print(file=sys.stderr)
+    if args.json:
+        print(_dumps(result.to_dict()))
+    else:
+        print(f"{result.written} films screened ({result.films_per_second:.1f} films/s), "
+              f"{result.skipped} already done; {result.out}: {result.films} films in "
+              f"{result.shards} shards, {result.errors} errors, {result.out_of_domain} out of "
+              f"domain; {Path(result.out) / SUMMARY_FILE}")
+    return EXIT_PARTIAL if result.errors else EXIT_OK
+
+
 # --- export ------------------------------------------------------------------------------
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="registry name, hf://owner/repo[@rev], a model folder or a .keras file")
@@ -782,6 +842,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that load a model, so import Keras (and its backend) before their handler runs.
+_MODEL_COMMANDS = frozenset({"predict", "evaluate", "train", "adapt", "explain", "export",
+                             "screen"})
+
+
+def _import_keras_quietly() -> None:
+    """``import keras`` (which imports its backend) with file descriptor 2 captured.
+
+    TensorFlow 2.16+ prints start-up lines (CUDA probing, oneDNN notices) from C++ before its
+    log level applies; they are replayed only if the import fails, so a broken install keeps
+    its diagnostics. A plain import in the main thread before any handler runs, not an import
+    hook: it cannot recurse, whatever the interpreter has loaded already.
+    """
+    import tempfile
+
+    if "keras" in sys.modules:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2: nothing to hide
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        except Exception:
+            _restore_fd2(saved)
+            captured.seek(0)
+            os.write(2, captured.read())
+            raise
+        finally:
+            _restore_fd2(saved)
+            os.close(saved)
+
+
+def _restore_fd2(saved: int) -> None:
+    with suppress(Exception):
+        sys.stderr.flush()  # Python-level writes made during the import stay hidden too
+    os.dup2(saved, 2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pneumozoo`` command; returns the exit status.
 
@@ -797,11 +899,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     _robust_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.verbose:  # before anything imports TensorFlow
-        _quiet_tensorflow("3", hide_startup=True)
     from pneumozoo.errors import PneumozooError
 
     try:
+        if not args.verbose:  # before anything imports TensorFlow
+            _quiet_tensorflow("3")
+            if args.command in _MODEL_COMMANDS:
+                _import_keras_quietly()
         status = int(args.handler(args))
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
         return status
@@ -816,6 +920,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except Exception as e:  # a fatal error that is not the user's: one line, status 2
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        first = (str(e).strip().splitlines() or [""])[0]
+        _err(f"fatal: {type(e).__name__}: {first}"
+             + ("" if args.verbose else " (rerun with --verbose for the traceback)"))
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover
