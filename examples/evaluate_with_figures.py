@@ -4,7 +4,8 @@ Runs ``pneumozoo.evaluate`` with ``report_dir``: the metrics with 95% bootstrap 
 intervals (resampled by patient), calibration (ECE) and operating points go to
 ``report.json``, and the confusion matrix, ROC, precision-recall and reliability figures are
 drawn beside it. A grid of test films with predicted and true labels is added. Needs the
-``plot`` extra: ``pip install 'pneumozoo[plot]'``.
+``plot`` extra: ``pip install ".[plot]"`` in the pneumozoo clone (or
+``pip install matplotlib``).
 
     python examples/evaluate_with_figures.py --data chest_xray/test
     python examples/evaluate_with_figures.py --data chest_xray/test --model cnn5-binary --tta

@@ -66,7 +66,8 @@ def run(name: str, data: Path, out: Path) -> dict[str, Any]:
     from pneumozoo.guard import fit_guard, guard_features
     from pneumozoo.pretrained.config import PretrainedConfig
     from pneumozoo.pretrained.release import update_release
-    from pneumozoo.recipe import get_recipe, split, training_records
+    from pneumozoo.recipe import get_recipe
+    from pneumozoo.run import split, training_records
 
     folder = BUNDLED / name
     model = pneumozoo.load_pretrained(str(folder))

@@ -11,10 +11,10 @@ one-shot measurement, reported whatever they are.
 
 The recipe itself is ``pneumozoo.recipe.ZOO_RECIPES["xraynet-binary-fast"]``; this script and
 ``pneumozoo train --recipe xraynet-binary-fast`` both run it through
-:func:`pneumozoo.recipe.run_recipe`.
+:func:`pneumozoo.run.run_recipe`.
 """
 
-from pneumozoo.recipe import main
+from _script import main  # recipes/_script.py: the shared command line
 
 if __name__ == "__main__":
     main("xraynet-binary-fast")

@@ -18,10 +18,10 @@ in robustness); both test results are reported in the model cards either way.
 
 The recipe itself (every setting, the split, the threshold rule) is
 ``pneumozoo.recipe.ZOO_RECIPES["xraynet-binary-v2"]``; this script and ``pneumozoo train --recipe xraynet-binary-v2``
-both run it through :func:`pneumozoo.recipe.run_recipe`.
+both run it through :func:`pneumozoo.run.run_recipe`.
 """
 
-from pneumozoo.recipe import main
+from _script import main  # recipes/_script.py: the shared command line
 
 if __name__ == "__main__":
     main("xraynet-binary-v2")

@@ -1,6 +1,6 @@
 """README's two commands, read from README.md (never retyped), and the check of the main one.
 
-Used by ``.ci/run`` (``python3 tests/readme_commands.py main|test`` prints a command;
+Used by ``.ci/run`` (``python3 tests/readme_commands.py main|test|jax-install`` prints a command;
 ``check-main OUT ERR STATUS`` checks a run of the main one) and by the slow fresh-venv test.
 """
 
@@ -23,6 +23,16 @@ def readme_commands(readme: Path = ROOT / "README.md") -> dict[str, str]:
         raise SystemExit("README.md: '## The two commands' must hold two ```bash blocks")
     main, test = (" ".join(b.strip().split("\n")) for b in blocks[:2])
     return {"main": main, "test": test}
+
+
+def doc_command(marker: str, page: Path = ROOT / "docs" / "guide" / "backends.md") -> str:
+    """The first ``bash`` block after ``<!-- ci:MARKER -->`` in a docs page (e.g. the
+    TensorFlow-free install of ``docs/guide/backends.md``)."""
+    text = page.read_text(encoding="utf-8").split(f"<!-- ci:{marker} -->", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", text, flags=re.S)
+    if block is None:
+        raise SystemExit(f"{page}: no ```bash block after <!-- ci:{marker} -->")
+    return " ".join(block.group(1).strip().split("\n"))
 
 
 def example_films(root: Path = ROOT) -> list[str]:
@@ -52,6 +62,8 @@ if __name__ == "__main__":
     what = sys.argv[1] if len(sys.argv) > 1 else ""
     if what in ("main", "test"):
         print(readme_commands()[what])
+    elif what == "jax-install":
+        print(doc_command(what))
     elif what == "check-main" and len(sys.argv) == 5:
         out = Path(sys.argv[2]).read_text(encoding="utf-8", errors="replace")
         err = Path(sys.argv[3]).read_text(encoding="utf-8", errors="replace")
@@ -62,4 +74,5 @@ if __name__ == "__main__":
             print("--- stdout\n" + out[-4000:] + "\n--- stderr\n" + err[-4000:], file=sys.stderr)
         sys.exit(1 if found else 0)
     else:
-        raise SystemExit("usage: readme_commands.py main | test | check-main OUT ERR STATUS")
+        raise SystemExit("usage: readme_commands.py main | test | jax-install | "
+                         "check-main OUT ERR STATUS")

@@ -290,7 +290,8 @@ def test_models_archs_json(capsys: pytest.CaptureFixture[str]) -> None:
             m.family, m.input_size, m.pretrainable)
     code, stdout, _ = run(["models", "--archs"], capsys)
     assert code == 0
-    assert [line.split()[0] for line in stdout.splitlines()] == [m.name for m in list_models()]
+    table = stdout.split("\n\n", 1)[0]  # the table; the cited projects follow a blank line
+    assert [line.split()[0] for line in table.splitlines()] == [m.name for m in list_models()]
 
 
 def test_version_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pneumozoo.cli import LOCK_FILE, _dumps, _output_lock, _shorten, build_parser, main
+from pneumozoo.cli import _dumps, _shorten, build_parser, main
 from pneumozoo.errors import PneumozooError
+from pneumozoo.run import LOCK_FILE
+from pneumozoo.run import output_lock as _output_lock
 
 TinyDataset = Callable[..., Path]
 TINY = "tiny.png"  # never read: every case below fails while parsing
@@ -137,10 +139,10 @@ def test_output_lock_is_taken_released_and_taken_over_when_stale(tmp_path: Path)
 def test_a_second_writer_is_refused(tmp_path: Path, tiny_dataset: TinyDataset,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    out.mkdir()
-    lock = out / LOCK_FILE
+    (out / "checkpoint").mkdir(parents=True)
+    lock = out / "checkpoint" / LOCK_FILE  # a run holds its checkpoint folder
     lock.write_text(f"{os.getppid()}\n{socket.gethostname()}\n")  # a live process holds it
-    with pytest.raises(PneumozooError, match="another 'pneumozoo train'"), _output_lock(out):
+    with pytest.raises(PneumozooError, match="another 'pneumozoo train'"), _output_lock(lock.parent):
         pass
     assert lock.exists()  # someone else's lock is left alone
 
@@ -151,7 +153,8 @@ def test_a_second_writer_is_refused(tmp_path: Path, tiny_dataset: TinyDataset,
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "another 'pneumozoo train'" in lines[0], err
-    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing was trained
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint"]  # nothing was trained
+    assert sorted(p.name for p in lock.parent.iterdir()) == [LOCK_FILE]
 
 
 def test_json_is_strict_and_ascii() -> None:

@@ -367,7 +367,7 @@ def test_pydicom_missing_gives_install_hint(
 ) -> None:
     data = make_dicom(np.zeros((2, 2), dtype=np.uint8))
     monkeypatch.setitem(sys.modules, "pydicom", None)  # makes `import pydicom` fail
-    expect_error(data, tmp_path, "pip install 'pneumozoo[dicom]'")
+    expect_error(data, tmp_path, "pip install pydicom (or, in the pneumozoo clone, pip install '.[dicom]')")
 
 
 def test_read_dicom_names_the_stream() -> None:

@@ -370,7 +370,7 @@ def test_evaluate_with_ci_calibration_and_tta(model) -> None:
 def test_evaluate_reports_ece_before_and_after_temperature(model) -> None:
     from pneumozoo.data import scan_folder
     from pneumozoo.evaluation import apply_temperature, evaluate, expected_calibration_error
-    from pneumozoo.evaluation.report import predict_records
+    from pneumozoo.evaluation.scoring import predict_records
 
     records = scan_folder(FIXTURES / "test")
     raw = predict_records(model, records)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from readme_commands import ROOT, check_main, readme_commands  # noqa: E402
+from readme_commands import ROOT, check_main, readme_commands
 
 pytestmark = pytest.mark.slow
 

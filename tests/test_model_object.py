@@ -350,7 +350,7 @@ def test_fit_recalibrates_and_forgets_a_pretrained_threshold(tiny_dataset: TinyD
                                                              tmp_path: Path) -> None:
     from pneumozoo.data import scan_split, targets
     from pneumozoo.evaluation.metrics import pneumonia_scores
-    from pneumozoo.evaluation.report import score_records
+    from pneumozoo.evaluation.scoring import score_records
     from pneumozoo.evaluation.thresholds import choose_threshold
 
     root = tiny_dataset(6, 6, size=40, splits=("train", "val"))

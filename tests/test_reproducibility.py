@@ -28,6 +28,7 @@ from pneumozoo.pretrained.release import update_release
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "kermany"
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "recipes"))
 bench_seeds = importlib.import_module("bench_seeds")
 bench_reproduce = importlib.import_module("bench_reproduce")
 
@@ -59,7 +60,8 @@ def test_calibrated_rule_ignores_the_data() -> None:
 
 _RUN = """
 import hashlib, json, sys
-from pneumozoo.recipe import Recipe, deterministic_ops, run_recipe
+from pneumozoo.recipe import Recipe
+from pneumozoo.run import deterministic_ops, run_recipe
 if sys.argv[3] == "deterministic":
     deterministic_ops()
 outs = {}
@@ -91,15 +93,20 @@ def test_same_seed_same_model_other_seed_other_model(tmp_path: Path) -> None:
 
 
 def test_recipe_script_takes_a_seed(tmp_path: Path) -> None:
-    from pneumozoo import recipe
+    from pneumozoo import run
 
+    script = importlib.import_module("_script")  # recipes/_script.py, what recipes/<name>.py run
     seen: dict[str, Any] = {}
-    with pytest.MonkeyPatch.context() as mp:  # no training, and no process-wide determinism
-        mp.setattr(recipe, "run_recipe", lambda r, *a, **k: seen.setdefault("recipe", r))
-        mp.setattr(recipe, "deterministic_ops", lambda: seen.setdefault("deterministic", True))
-        recipe.main("cnn4-binary", ["--data", str(FIXTURES), "--out", str(tmp_path), "--seed", "7"])
+
+    def fake_run(r: Any, *a: Any, **k: Any) -> None:  # no training, no process-wide determinism
+        seen.update(recipe=r, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run, "run_recipe", fake_run)
+        script.main("cnn4-binary", ["--data", str(FIXTURES), "--out", str(tmp_path), "--seed", "7"])
     assert seen["recipe"].seed == 7 and seen["recipe"].name == "cnn4-binary"
-    assert seen["deterministic"] is True
+    assert seen["deterministic"] is True and seen["test"] is True
+    assert seen["out"] == tmp_path / "cnn4-binary"
 
 
 # -- bench_seeds: spread and the declared choice ---------------------------------------------------

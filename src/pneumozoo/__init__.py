@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from pneumozoo._version import __version__
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -55,7 +55,7 @@ _EXPORTS: dict[str, str] = {
     "load_pretrained": "pneumozoo.pretrained",
     "push_to_hub": "pneumozoo.hub",
     "Recipe": "pneumozoo.recipe",
-    "screen": "pneumozoo.screen",
+    "screen": "pneumozoo.screening",
     "get_recipe": "pneumozoo.recipe",
     "list_recipes": "pneumozoo.recipe",
     "FitResult": "pneumozoo.train",
@@ -108,8 +108,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pneumozoo import augment
-    from pneumozoo.adapt import AdaptResult, adapt, adapt_unlabelled, estimate_prevalence
+    from pneumozoo import adapt, augment
+    from pneumozoo.adapt import AdaptResult, adapt_unlabelled, estimate_prevalence
     from pneumozoo.data import (
         Record,
         class_weights,
@@ -143,7 +143,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pneumozoo.prediction import Prediction, predict
     from pneumozoo.pretrained import PretrainedConfig, list_pretrained, load_pretrained
     from pneumozoo.recipe import Recipe, get_recipe, list_recipes
-    from pneumozoo.screen import screen
+    from pneumozoo.screening import screen
     from pneumozoo.train import FitResult, fit
 
 
@@ -151,7 +151,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pneumozoo' has no attribute {name!r}")
-    if name == "augment":
+    if name in ("augment", "adapt"):  # modules; `adapt` is also callable as the function
         value: Any = importlib.import_module(module)
     else:
         _quiet_tensorflow()

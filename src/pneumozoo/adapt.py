@@ -28,6 +28,8 @@ interval, and :func:`adapt_unlabelled` moves the threshold accordingly.
 from __future__ import annotations
 
 import math
+import sys
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,7 @@ __all__ = [
     "adapt",
     "adapt_unlabelled",
     "estimate_prevalence",
+    "expected_auc",
 ]
 
 #: What :func:`adapt` can do.
@@ -160,7 +163,7 @@ def _cv_recalibrate(model: Any, records: list[Any], y: np.ndarray, splits: list[
                     rule: str) -> dict[str, Any]:
     from pneumozoo.evaluation.calibration import fit_temperature
     from pneumozoo.evaluation.metrics import pneumonia_scores
-    from pneumozoo.evaluation.report import predict_records
+    from pneumozoo.evaluation.scoring import predict_records
     from pneumozoo.evaluation.thresholds import choose_threshold
     from pneumozoo.guard import fit_guard, guard_features
 
@@ -243,7 +246,7 @@ def _probe_model(base: Any, w: np.ndarray, b: float, threshold: float) -> Any:
 
 def _cv_finetune(model: Any, records: list[Any], y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
                  rc: Any, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
-    from pneumozoo.evaluation.report import score_records
+    from pneumozoo.evaluation.scoring import score_records
 
     scores = np.zeros(len(y))
     shifted = np.zeros(len(y))
@@ -353,7 +356,10 @@ def adapt(
             cv[key] = _cv_finetune(base, records, y, splits, rc.with_(**settings), seed, log)
             cv[key]["settings"] = dict(settings)
     chosen = max(cv, key=lambda k: float(np.nan_to_num(cv[k]["auc"], nan=-1.0)))
-    log(f"[adapt] chosen by cross-validated AUC: {chosen} ({cv[chosen]['auc']:.3f})")
+    if len(cv) > 1:
+        log(f"[adapt] chosen by cross-validated AUC: {chosen} ({cv[chosen]['auc']:.3f})")
+    else:  # the method was given (one candidate): nothing was chosen
+        log(f"[adapt] {chosen}: cross-validated AUC {cv[chosen]['auc']:.3f}")
     fit_on, calibrate_on = _calibration_split(records, seed)
     if chosen.startswith("probe"):
         best_settings = dict(cv[chosen]["settings"])
@@ -441,7 +447,8 @@ def estimate_prevalence(
         max_iter: Iteration cap.
 
     Returns:
-        ``prevalence``, ``ci`` (95%), ``prior``, ``iterations``, ``films``.
+        ``prevalence``, ``ci`` (95%), ``prior``, ``iterations``, ``converged`` (``False``
+        when EM stopped at ``max_iter``: the estimate is then not a fixed point), ``films``.
 
     Example:
         >>> s = np.array([0.9] * 30 + [0.1] * 70)
@@ -476,7 +483,80 @@ def estimate_prevalence(
             pick = rng.integers(0, len(uniq), len(uniq))
             draws.append(em(s[np.concatenate([members[g] for g in pick])])[0])
         ci = [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))]
-    return {"prevalence": pi, "ci": ci, "prior": prior, "iterations": iterations, "films": len(s)}
+    return {"prevalence": pi, "ci": ci, "prior": prior, "iterations": iterations,
+            "converged": iterations < max_iter, "films": len(s)}
+
+
+#: An estimated prevalence this close to 0 or 1 is at the boundary: EM ran off the edge
+#: (the posteriors cannot tell the classes apart on these films), not a measurement.
+PREVALENCE_EDGE = 0.02
+#: The model's own expected AUC on the site's films (:func:`expected_auc`) under which its
+#: posteriors are too uninformative to estimate a prevalence from.
+MIN_EXPECTED_AUC = 0.65
+#: Share of films the domain guard may flag before EM's assumption (only the class mix
+#: changed, not the films) is taken as broken.
+MAX_OUT_OF_DOMAIN = 0.2
+
+
+def expected_auc(scores: np.ndarray) -> float:
+    """The AUC a calibrated model expects of itself on these films (no labels needed).
+
+    Each film counts as pneumonia with weight ``p`` and as normal with weight ``1 - p``;
+    the result is the weighted share of (pneumonia, normal) pairs ranked correctly (ties
+    count half). About 0.5 when every posterior is about the same: the model then cannot
+    tell the site's classes apart, and a prevalence estimated from its posteriors means
+    nothing. It trusts the calibration, so it is an upper bound in spirit: a model that is
+    confidently wrong on a new site (out of its domain) still scores high here; the domain
+    guard catches that case.
+
+    Args:
+        scores: The model's P(pneumonia) of each film (flattened, clipped to 0..1).
+
+    Returns:
+        The expected AUC in 0..1; NaN when there are no films or every posterior is 0 (or
+        every one is 1).
+
+    Example:
+        >>> round(expected_auc(np.array([0.5, 0.5, 0.5])), 3)
+        0.5
+        >>> expected_auc(np.array([0.0, 1.0]))
+        1.0
+    """
+    p = np.clip(np.asarray(scores, dtype=np.float64).ravel(), 0.0, 1.0)
+    pos, neg = p.sum(), (1 - p).sum()
+    if len(p) == 0 or pos <= 0 or neg <= 0:
+        return float("nan")
+    uniq, inverse = np.unique(p, return_inverse=True)  # sorted distinct scores
+    w_pos = np.bincount(inverse, weights=p, minlength=len(uniq))
+    w_neg = np.bincount(inverse, weights=1 - p, minlength=len(uniq))
+    below = np.concatenate([[0.0], np.cumsum(w_neg)[:-1]])  # normal weight strictly lower
+    return float((w_pos * (below + 0.5 * w_neg)).sum() / (pos * neg))
+
+
+def _unlabelled_problems(result: dict[str, Any], scores: np.ndarray) -> list[str]:
+    """Why a prevalence estimate from unlabelled films cannot be trusted (empty: it can)."""
+    problems = []
+    ood = result["out_of_domain_fraction"]
+    if ood is not None and ood > MAX_OUT_OF_DOMAIN:
+        problems.append(f"the domain guard flags {ood:.0%} of the films as unlike the model's "
+                        f"training films (limit {MAX_OUT_OF_DOMAIN:.0%}); EM assumes only the "
+                        "class mix changed, not the films")
+    sep = result["expected_auc"]
+    if not sep >= MIN_EXPECTED_AUC:  # NaN too
+        problems.append(f"the model's posteriors barely differ on these films (P(pneumonia) "
+                        f"{float(np.min(scores)):.2f}-{float(np.max(scores)):.2f}, expected AUC "
+                        f"{sep:.2f} < {MIN_EXPECTED_AUC}): it cannot tell them apart, so their "
+                        "mean says nothing about the prevalence")
+    if not result["converged"]:
+        problems.append(f"EM did not converge ({result['iterations']} iterations, the cap)")
+    pi = result["prevalence"]
+    if pi < PREVALENCE_EDGE or pi > 1 - PREVALENCE_EDGE:
+        problems.append(f"the estimate {pi:.3f} is at the boundary (EM ran off the edge)")
+    called = result["pneumonia_fraction"]
+    if called in (0.0, 1.0):
+        problems.append(f"the moved threshold {result['threshold']:.3g} calls every film "
+                        f"{'pneumonia' if called else 'normal'}")
+    return problems
 
 
 def shifted_threshold(threshold: float, prior: float, prevalence: float) -> float:
@@ -498,8 +578,26 @@ def adapt_unlabelled(
     out: str | Path | None = None,
     name: str | None = None,
     n_boot: int = 1000,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Estimate a site's prevalence from unlabelled films and move the threshold to it.
+
+    EM assumes that only the class mix changed between the training films and the site's,
+    and it needs posteriors that separate the classes. So before anything is written the
+    estimate is checked, and each failed check is a *problem*:
+
+    - the domain guard flags more than :data:`MAX_OUT_OF_DOMAIN` of the films (the films
+      themselves changed, not only the mix);
+    - the model's own expected AUC on the films (:func:`expected_auc`) is under
+      :data:`MIN_EXPECTED_AUC` (its calibrated posteriors barely differ: the site AUC is
+      unknown without labels, and the model cannot tell these films apart);
+    - EM hit its iteration cap (did not converge);
+    - the estimate is within :data:`PREVALENCE_EDGE` of 0 or 1 (EM ran off the edge);
+    - the moved threshold would give every site film the same label.
+
+    With ``out`` given, any problem raises (nothing is written) unless ``force=True``;
+    without ``out``, or with ``force``, each problem is a ``UserWarning`` and is listed in
+    the result's ``problems`` (and in the written model card).
 
     Args:
         model: A binary pneumozoo model whose head records the prior it was calibrated under
@@ -508,13 +606,18 @@ def adapt_unlabelled(
         out: Write a copy of the model with the moved threshold there (optional).
         name: Its name (default ``<model>-prevalence``).
         n_boot: Bootstrap resamples of the prevalence interval.
+        force: Write the model even when the checks above fail (they are still reported).
 
     Returns:
         ``prevalence`` with its ``ci``, the ``prior``, the ``threshold`` before and after
-        (and the thresholds at the interval's ends), and ``folder`` if written.
+        (and the thresholds at the interval's ends), ``expected_auc``,
+        ``out_of_domain_fraction``, ``pneumonia_fraction`` (site films the new threshold
+        calls pneumonia), ``problems`` (empty when every check passed), and ``folder`` if
+        written.
 
     Raises:
-        PneumozooError: If the model records no prior, is not binary, or no film is readable.
+        PneumozooError: If the model records no prior, is not binary, no film is readable,
+            or (with ``out`` and without ``force``) a check above fails.
     """
     from pneumozoo.models.classifier import as_classifier
     from pneumozoo.prediction import predict
@@ -530,14 +633,32 @@ def adapt_unlabelled(
     if not preds:
         raise PneumozooError("no readable film to estimate the prevalence from")
     scores = np.array([p.probability for p in preds], dtype=np.float64)
+    flagged = [p.in_domain is False for p in preds]
+    ood = float(np.mean(flagged)) if any(p.in_domain is not None for p in preds) else None
     est = estimate_prevalence(scores, prior, n_boot=n_boot)
     t_old = base.threshold
     t_new = shifted_threshold(t_old, prior, est["prevalence"])
+    sep = expected_auc(scores)
+    called = float(np.mean(scores >= t_new))
     result = {**est, "threshold_before": t_old, "threshold": t_new,
               "threshold_range": None if est["ci"] is None else sorted(
                   shifted_threshold(t_old, prior, c) for c in est["ci"]),
+              "expected_auc": sep, "out_of_domain_fraction": ood,
+              "pneumonia_fraction": called,
               "method": "EM prevalence estimate (Saerens et al. 2002); threshold moved to "
                         "give the same decisions on prior-adjusted posteriors"}
+    problems = _unlabelled_problems(result, scores)
+    result["problems"] = problems
+    if problems and out is not None and not force:
+        raise PneumozooError(
+            f"no model written: the prevalence estimate from {len(preds)} unlabelled films "
+            f"({est['prevalence']:.3f}) cannot be trusted: " + "; ".join(problems)
+            + ". Adapt on labelled site films instead (method='recalibrate'), or pass "
+              "force=True (--force) to write it anyway")
+    import warnings
+
+    for problem in problems:
+        warnings.warn(f"adapt_unlabelled: {problem}", UserWarning, stacklevel=2)
     if out is not None:
         from pneumozoo.pretrained.config import PretrainedConfig
         from pneumozoo.pretrained.release import write_release
@@ -548,8 +669,20 @@ def adapt_unlabelled(
             adapted, name=name or f"{base.name}-prevalence",
             description=f"{base.name} with its threshold moved to an estimated site prevalence "
                         f"of {est['prevalence']:.3f}",
-            metrics={"site_prevalence": result},
+            metrics={"site_prevalence": result},  # with its problems, if forced
             training={"adapted_from": base.name, "films": len(preds), "method": "prevalence"})
         write_release(adapted, config, Path(out))
         result["folder"] = str(out)
     return result
+
+
+class _CallableModule(types.ModuleType):
+    """``pneumozoo.adapt`` is this module *and* the :func:`adapt` function: calling the module
+    calls the function, so ``pneumozoo.adapt(model, "site/")`` and
+    ``pneumozoo.adapt.estimate_prevalence(...)`` both work whichever was touched first."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> AdaptResult:
+        return adapt(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -17,10 +17,9 @@ import argparse
 import json
 import math
 import os
-import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,6 @@ EXIT_OK, EXIT_PARTIAL, EXIT_ERROR = 0, 1, 2
 
 #: Width of the path column of the ``predict`` table; longer paths are shortened on the left.
 PATH_WIDTH = 60
-#: Lock file ``train`` keeps in its ``--out`` folder while it writes there.
-LOCK_FILE = ".pneumozoo-train.lock"
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Handler]] = []
@@ -176,7 +173,9 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _domain_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--on-out-of-domain", choices=["flag", "skip", "fail"], default="flag",
+    from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
+
+    p.add_argument("--on-out-of-domain", choices=OUT_OF_DOMAIN_POLICIES, default="flag",
                    help="films the model's domain guard flags as unlike its training films: "
                         "flag them (still predicted), skip them, or fail (exit 2)")
 
@@ -203,13 +202,15 @@ def _predict(args: argparse.Namespace) -> int:
         if show_progress:
             print(f"\r{done}/{total} images", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
-    if not args.json:
-        print(f"{'path':<{PATH_WIDTH}} {'label':<10} {'P(pneumonia)':>12}  domain")
     items: list[Any] = list(files) + list(bad)
     flagged = shown_count = 0
     for pred in iter_predictions(model, items, threshold=args.threshold, batch_size=args.batch_size,
                                  tta=args.tta, progress=progress,
                                  on_out_of_domain=args.on_out_of_domain):
+        if not shown_count and not args.json:
+            # The header once the first film is through the model: a fatal error while loading
+            # or running it leaves stdout empty (its one line goes to stderr).
+            print(f"{'path':<{PATH_WIDTH}} {'label':<10} {'P(pneumonia)':>12}  domain")
         shown_count += 1
         if not pred.ok:
             failures += 1
@@ -289,7 +290,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 # --- train -------------------------------------------------------------------------------
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from pneumozoo.recipe import Recipe
+    from pneumozoo.recipe import BALANCES, SCHEDULES, TASKS, THRESHOLD_RULES, Recipe
 
     d = Recipe()
     p.add_argument("data_dir", help="dataset root with train/ (or a train folder with NORMAL/ and PNEUMONIA/)")
@@ -297,7 +298,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="rerun a zoo model's recipe (see 'pneumozoo models'); the options "
                         "below override its settings")
     p.add_argument("--arch", default=None, help=f"architecture, see 'pneumozoo models --archs' (default: {d.arch})")
-    p.add_argument("--task", choices=["binary", "3class"], default=None,
+    p.add_argument("--task", choices=TASKS, default=None,
                    help=f"normal vs pneumonia, or normal / bacteria / virus (default: {d.task})")
     p.add_argument("--input-size", type=_int_at_least(16), default=None,
                    help="square input side in pixels (default: the architecture's)")
@@ -308,9 +309,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--learning-rate", type=_float_in(0.0, math.inf, low_open=True), default=None,
                    help=f"peak learning rate (default: {d.learning_rate})")
     p.add_argument("--augment", default=None, help=f"augmentation preset (default: {d.augment})")
-    p.add_argument("--schedule", default=None, choices=["plateau", "cosine", "exponential", "constant"],
+    p.add_argument("--schedule", default=None, choices=SCHEDULES,
                    help=f"learning-rate schedule (default: {d.schedule})")
-    p.add_argument("--balance", default=None, choices=["weights", "oversample", "none"],
+    p.add_argument("--balance", default=None, choices=BALANCES,
                    help="how to balance the classes: loss weights, oversampling, or not at all "
                         "(default: weights)")
     p.add_argument("--label-smoothing", type=_float_in(0.0, 1.0, high_open=True), default=None,
@@ -320,8 +321,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=_float_in(0.0, 1.0, low_open=True, high_open=True),
                    default=None, help=f"share of the training patients held out for validation, "
                                       f"in (0, 1) (default: {d.val_fraction})")
-    p.add_argument("--threshold-rule", default=None,
-                   choices=["calibrated", "youden", "youden-margin"],
+    p.add_argument("--threshold-rule", default=None, choices=THRESHOLD_RULES,
                    help=f"how the threshold is chosen: calibrated is 0.5 on the calibrated "
                         f"probability; the youden rules pick it on validation (default: "
                         f"{d.threshold_rule})")
@@ -341,74 +341,32 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "(one training run at a time writes there)")
 
 
-#: ``pneumozoo train`` options that are recipe settings (option dest -> Recipe field).
-_RECIPE_OPTIONS = {"arch": "arch", "task": "task", "input_size": "input_size", "epochs": "epochs",
-                   "batch_size": "batch_size", "learning_rate": "learning_rate",
-                   "augment": "augment", "schedule": "schedule",
-                   "label_smoothing": "label_smoothing", "normalization": "normalization",
-                   "val_fraction": "val_fraction", "threshold_rule": "threshold_rule",
-                   "seed": "seed"}
-
-
-def _recipe_from(args: argparse.Namespace, out: Path) -> Any:
-    """The run's :class:`~pneumozoo.recipe.Recipe`: a zoo recipe or the default one, with the
-    options given on the command line."""
-    from pneumozoo.recipe import Recipe, get_recipe
-
-    base = get_recipe(args.recipe) if args.recipe else Recipe(name=out.name)
-    changes = {field: getattr(args, dest) for dest, field in _RECIPE_OPTIONS.items()
-               if getattr(args, dest) is not None}
-    if args.balance is not None:
-        changes["class_weight"] = "balanced" if args.balance == "weights" else None
-        changes["oversample"] = args.balance == "oversample"
-    if not args.recipe:
-        changes.setdefault("description", f"{changes.get('arch', base.arch)} trained with `pneumozoo train`")
-    return base.with_(**changes)
+#: ``pneumozoo train`` options that are recipe settings (same names as the Recipe's fields).
+_RECIPE_OPTIONS = ("arch", "task", "input_size", "epochs", "batch_size", "learning_rate", "augment",
+                   "schedule", "label_smoothing", "normalization", "val_fraction",
+                   "threshold_rule", "seed")
 
 
 @command("train", "train an architecture, or rerun a zoo recipe, on a Kermany-style folder "
                   "(resumes if re-run)", _train_args)
 def _train(args: argparse.Namespace) -> int:
-    from pneumozoo.models.registry import get_model_info
-    from pneumozoo.recipe import training_records
+    from pneumozoo.distribute import get_strategy
+    from pneumozoo.recipe import recipe_for
+    from pneumozoo.run import check_recipe, run_recipe
 
     out = Path(args.out).expanduser()
-    recipe = _recipe_from(args, out)
-    get_model_info(recipe.arch)  # an unknown architecture fails now, not after decoding the data
-    if recipe.normalization is not None:
-        from pneumozoo.errors import UnknownNameError
-        from pneumozoo.models.preprocessor import NORMALIZATIONS
-
-        if recipe.normalization not in NORMALIZATIONS:
-            raise UnknownNameError("normalization", recipe.normalization, list(NORMALIZATIONS))
-    strategy = None
-    if args.strategy:  # before TensorFlow runs anything (multiworker needs it first)
-        from pneumozoo.distribute import get_strategy
-
-        strategy = get_strategy(args.strategy)
-    from pneumozoo.data.validate import validate_records
-
-    validate_records(training_records(args.data_dir), task=recipe.task)  # fail before the lock
-    if strategy is not None:
-        from pneumozoo.distribute import is_chief
-
-        if not is_chief(strategy):  # only the chief writes into --out
-            return _train_run(args, recipe, strategy, out)
-    with _output_lock(out):  # the folder is writable, and no other run writes there
-        return _train_run(args, recipe, strategy, out)
-
-
-def _train_run(args: argparse.Namespace, recipe: Any, strategy: Any, out: Path) -> int:
-    from pneumozoo.recipe import build_from, deterministic_ops, run_recipe
-
-    if not args.jit_compile:  # repeatable runs; Keras refuses XLA under op determinism
-        deterministic_ops()
-    model = build_from(recipe, weights=args.weights, freeze_backbone=args.freeze_backbone,
-                       precision=args.precision)
+    recipe = recipe_for(args.recipe, name=out.name, balance=args.balance,
+                        **{key: getattr(args, key) for key in _RECIPE_OPTIONS})
+    check_recipe(recipe)  # an unknown architecture fails now, not after decoding the data
+    # Before TensorFlow runs anything (multiworker needs it first).
+    strategy = get_strategy(args.strategy) if args.strategy else None
+    build = {"weights": args.weights, "freeze_backbone": args.freeze_backbone,
+             "precision": args.precision}
     run_recipe(recipe, args.data_dir, out=out / "model", checkpoint_dir=out / "checkpoint",
-               model=model, test=args.test, strategy=strategy,
+               build_kwargs=build, test=args.test, strategy=strategy,
                jit_compile=True if args.jit_compile else "auto",
-               log=_log)
+               # repeatable runs; Keras refuses XLA under op determinism
+               deterministic=not args.jit_compile, log=_log)
     print(f"model folder: {out / 'model'}")
     return EXIT_OK
 
@@ -420,14 +378,17 @@ def _log(line: str) -> None:
 
 # --- adapt -------------------------------------------------------------------------------
 def _adapt_args(p: argparse.ArgumentParser) -> None:
+    from pneumozoo.adapt import ADAPT_METHODS
+
     p.add_argument("site_dir", help="the site's films: NORMAL/ and PNEUMONIA/ folders (labelled), "
                                     "or any folder of films with --unlabelled")
     _model_arg(p)
     p.add_argument("--out", required=True, type=_out_folder, help="the adapted model folder to write")
     p.add_argument("--name", default=None, help="name of the adapted model (default: MODEL-SITE)")
-    p.add_argument("--method", choices=["recalibrate", "finetune", "auto"], default="recalibrate",
-                   help="refit temperature and threshold; fine-tune the network (settings chosen "
-                        "by cross-validation); or both, keeping the better")
+    p.add_argument("--method", choices=ADAPT_METHODS, default="recalibrate",
+                   help="refit temperature and threshold; fit a new linear classifier on the "
+                        "network's features (probe); fine-tune the network (settings chosen by "
+                        "cross-validation); or all of them, keeping the best (auto)")
     p.add_argument("--folds", type=_int_at_least(2), default=5,
                    help="patient-wise cross-validation folds for the site metrics")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the folds and fine-tuning")
@@ -490,79 +451,20 @@ def _adapt(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@contextmanager
-def _output_lock(out: Path) -> Iterator[None]:
-    """Create ``out`` and hold :data:`LOCK_FILE` in it (pid and host) while the body runs.
-
-    A lock left by a dead process on this host is taken over; a live one is refused with
-    exit status 2, as is a folder that cannot be created or written.
-    """
-    from pneumozoo.errors import PneumozooError
-
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise PneumozooError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
-    lock = out / LOCK_FILE
-    host = socket.gethostname()
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _lock_owner(lock, host)
-            if owner is not None:
-                raise PneumozooError(
-                    f"{out}: another 'pneumozoo train' ({owner}) is writing there; wait for it "
-                    f"or choose another --out (remove {lock} if that run is gone)") from None
-            try:  # stale: its process is dead; take it over
-                os.unlink(lock)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                raise PneumozooError(f"{lock}: cannot remove a stale lock ({e.strerror})") from None
-            continue
-        except OSError as e:
-            if created:
-                with suppress(OSError):
-                    out.rmdir()
-            raise PneumozooError(f"{out}: output folder is not writable ({e.strerror or e})") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{os.getpid()}\n{host}\n")
-        break
-    else:
-        raise PneumozooError(f"{lock}: cannot take the lock (another run keeps taking it)")
-    try:
-        yield
-    finally:
-        with suppress(OSError):
-            os.unlink(lock)
-
-
-def _lock_owner(lock: Path, host: str) -> str | None:
-    """Who holds ``lock`` (``"pid N"``), or None when it is stale (its process is gone)."""
-    try:
-        pid_text, _, rest = lock.read_text().partition("\n")
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return None  # unreadable or half-written by a crashed run
-    lock_host = rest.strip()
-    if lock_host and lock_host != host:
-        return f"pid {pid} on {lock_host}"  # cannot check another machine's processes
-    if pid == os.getpid():
-        return None  # left by this very process (an earlier run that was interrupted)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's
-    except OSError:
-        return None
-    return f"pid {pid}"
-
-
 # --- models ------------------------------------------------------------------------------
+#: The published projects the architecture descriptions cite by number, with their authors.
+REFERENCE_PROJECTS = {
+    "000": "chency0315, pneumonia_classification (GitHub): VGG19 + dense head, 3 classes",
+    "001": "marjose2, Pneumonia-Detection (GitHub): 5-block separable CNN, 150 px",
+    "002": "\"Image Classification with Deep Learning\" (blog post, 2022-04-16): VGG19, "
+           "heavy augmentation",
+    "003": "katehee, X-ray_pneumonia_classification (GitHub): custom CNN and fine-tuned "
+           "ResNet50/DenseNet121/VGG16/Xception/InceptionV3",
+    "004": "Pneumonia_x_ray_classification (GitHub, author not named): 4-block VGG-like CNN, "
+           "128 px",
+}
+
+
 def _models_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the configs as JSON")
     p.add_argument("--archs", action="store_true", help="list architectures instead of pretrained models")
@@ -581,6 +483,15 @@ def _models(args: argparse.Namespace) -> int:
         else:
             for m in infos:
                 print(f"{m.name:<16} {m.family:<9} {m.input_size:>4}px  {m.description}")
+            import re
+
+            cited = sorted({n for m in infos for n in re.findall(r"\b00\d\b", m.description)
+                            if n in REFERENCE_PROJECTS})
+            if cited:
+                print("\nreference projects cited above (the published write-ups these "
+                      "recipes reproduce):")
+                for n in cited:
+                    print(f"  {n}  {REFERENCE_PROJECTS[n]}")
         return EXIT_OK
     from pneumozoo.pretrained import list_pretrained
 
@@ -653,11 +564,13 @@ def _data(args: argparse.Namespace) -> int:
 
 # --- explain -----------------------------------------------------------------------------
 def _explain_args(p: argparse.ArgumentParser) -> None:
+    from pneumozoo.explain import CAM_METHODS
+
     p.add_argument("image", help="one X-ray (JPEG, PNG, DICOM...)")
     _model_arg(p)
     p.add_argument("--out", default=None,
                    help="Grad-CAM overlay PNG (default: IMAGE_gradcam.png in the current folder)")
-    p.add_argument("--method", choices=["gradcam", "gradcam++"], default="gradcam",
+    p.add_argument("--method", choices=CAM_METHODS, default="gradcam",
                    help="how the heatmap weighs the feature maps")
     p.add_argument("--class", dest="class_name", default=None,
                    help="class to explain (default: the predicted label)")
@@ -726,7 +639,7 @@ def _screen_args(p: argparse.ArgumentParser) -> None:
 @command("screen", "screen an archive of films into Parquet shards, resumably, locally or on Ray",
          _screen_args)
 def _screen(args: argparse.Namespace) -> int:
-    from pneumozoo.screen import SUMMARY_FILE, screen
+    from pneumozoo.screening import SUMMARY_FILE, screen
 
     show = sys.stderr.isatty()
 
@@ -842,7 +755,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Commands that load a model, so import Keras (and its backend) before their handler runs.
+#: Commands that load a model, so import Keras (and its backend) before their handler runs
+#: (``models --archs`` too: the architecture registry lives beside the builders).
 _MODEL_COMMANDS = frozenset({"predict", "evaluate", "train", "adapt", "explain", "export",
                              "screen"})
 
@@ -904,7 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not args.verbose:  # before anything imports TensorFlow
             _quiet_tensorflow("3")
-            if args.command in _MODEL_COMMANDS:
+            if args.command in _MODEL_COMMANDS or getattr(args, "archs", False):
                 _import_keras_quietly()
         status = int(args.handler(args))
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit

@@ -26,14 +26,15 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from pneumozoo.errors import InvalidImageError
-from pneumozoo.io import MAX_PIXELS, to_rgb_uint8
+from pneumozoo.pixels import MAX_PIXELS, to_rgb_uint8
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
 __all__ = ["read_dicom"]
 
-_MISSING_EXTRA = "reading DICOM needs the 'dicom' extra: pip install 'pneumozoo[dicom]'"
+_MISSING_EXTRA = ("reading DICOM needs the 'dicom' extra: pip install pydicom (or, in the "
+                  "pneumozoo clone, pip install '.[dicom]')")
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
@@ -52,7 +53,7 @@ def read_dicom(source: str | Path | BinaryIO, *, name: str | None = None) -> np.
     Raises:
         InvalidImageError: If pydicom is not installed, the file is not DICOM, has no pixel
             data, uses a compressed transfer syntax no installed decoder handles, is corrupt or
-            has more than :data:`~pneumozoo.io.MAX_PIXELS` pixels.
+            has more than :data:`~pneumozoo.pixels.MAX_PIXELS` pixels.
 
     Example:
         >>> from pneumozoo.dicom import read_dicom

@@ -1,4 +1,10 @@
-"""Distributed training: ``fit(..., strategy="mirrored" | "multiworker")``.
+"""Distributed training: ``fit(..., strategy="mirrored" | "data-parallel" | "multiworker")``.
+
+Per backend: on TensorFlow a ``tf.distribute`` strategy (``mirrored``/``data-parallel``:
+MirroredStrategy over the local GPUs; ``multiworker``); on JAX ``keras.distribution.DataParallel``
+over ``jax.devices()`` (``mirrored`` and ``data-parallel`` both mean it; each global batch is
+split evenly over the devices). PyTorch: one device (Keras's torch trainer has no data
+parallelism). TensorFlow is imported only on the TensorFlow backend.
 
 Change one argument, not your code: :func:`pneumozoo.fit` with a ``strategy`` rebuilds your
 model inside the strategy's scope (:func:`replicate_model`), trains that replica, and copies
@@ -43,18 +49,26 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import keras
-import tensorflow as tf
 
 from pneumozoo.errors import PneumozooError, UnknownNameError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pneumozoo.train import FitResult
+    import tensorflow as tf
+
+class _Result(Protocol):
+    """What the training function given to :func:`replicate_model` returns (a ``FitResult``)."""
+
+    extra: dict[str, Any]
+
+
+_R = TypeVar("_R", bound=_Result)
 
 __all__ = [
     "STRATEGY_NAMES",
+    "data_parallel",
     "get_strategy",
     "global_batch_size",
     "is_chief",
@@ -66,14 +80,51 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Strategy names :func:`get_strategy` (and ``fit(strategy=...)``) accept.
-STRATEGY_NAMES: tuple[str, ...] = ("mirrored", "multiworker")
+STRATEGY_NAMES: tuple[str, ...] = ("mirrored", "data-parallel", "multiworker")
 
 # TensorFlow allows one MultiWorkerMirroredStrategy per process, created before any op runs.
-_MULTIWORKER: tf.distribute.MultiWorkerMirroredStrategy | None = None
+_MULTIWORKER: Any = None
 
 
-def get_strategy(name_or_strategy: str | tf.distribute.Strategy, *,
-                 devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
+def _is_keras_distribution(strategy: Any) -> bool:
+    # keras.distribution exports DataParallel and ModelParallel, not their base class.
+    return isinstance(strategy, (keras.distribution.DataParallel, keras.distribution.ModelParallel))
+
+
+def _is_tf_strategy(strategy: Any) -> bool:
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return isinstance(strategy, tf.distribute.Strategy)
+
+
+def data_parallel(devices_: list[str] | None = None) -> Any:
+    """Synchronous data parallelism over this machine's devices, in the backend's own way.
+
+    JAX: ``keras.distribution.DataParallel`` over ``jax.devices()`` (or ``devices_``, e.g.
+    ``["cpu:0", "cpu:1"]``). TensorFlow: ``tf.distribute.MirroredStrategy``
+    (:func:`get_strategy`). PyTorch: not supported by Keras's trainer (one device; a
+    one-line error).
+
+    Args:
+        devices_: The devices to replicate over (default: every local device).
+
+    Returns:
+        A ``keras.distribution.DataParallel`` (JAX) or a ``tf.distribute.MirroredStrategy``.
+
+    Raises:
+        PneumozooError: On the torch backend.
+    """
+    backend = keras.backend.backend()
+    if backend not in ("jax", "tensorflow"):
+        raise PneumozooError(f"data parallelism is not available on the {backend} backend; use "
+                             "KERAS_BACKEND=jax (keras.distribution.DataParallel) or tensorflow "
+                             "(tf.distribute)")
+    return get_strategy("mirrored", devices=devices_)
+
+
+def get_strategy(name_or_strategy: str | Any, *, devices: Sequence[str] | None = None) -> Any:
     """Turn a strategy name into a ``tf.distribute.Strategy`` (strategies pass through).
 
     Args:
@@ -98,10 +149,24 @@ def get_strategy(name_or_strategy: str | tf.distribute.Strategy, *,
         >>> get_strategy("mirrored").num_replicas_in_sync >= 1  # doctest: +SKIP
         True
     """
-    if isinstance(name_or_strategy, tf.distribute.Strategy):
+    if _is_keras_distribution(name_or_strategy) or _is_tf_strategy(name_or_strategy):
         return name_or_strategy
     name = str(name_or_strategy).strip().lower()
-    if name == "mirrored":
+    if name not in STRATEGY_NAMES:
+        raise UnknownNameError("distribution strategy", str(name_or_strategy), list(STRATEGY_NAMES))
+    backend = keras.backend.backend()
+    if backend == "jax":
+        if name == "multiworker":
+            raise PneumozooError("multiworker training is TensorFlow's (tf.distribute); on JAX "
+                                 "use strategy='data-parallel' on one machine")
+        devs = list(devices) if devices is not None else keras.distribution.list_devices()
+        return keras.distribution.DataParallel(devices=devs)
+    if backend != "tensorflow":
+        raise PneumozooError(f"distributed training is not available on the {backend} backend; "
+                             "use KERAS_BACKEND=jax or tensorflow")
+    import tensorflow as tf
+
+    if name in ("mirrored", "data-parallel"):
         if devices is None:
             found = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
             devices = [d.name for d in found]
@@ -114,7 +179,9 @@ def get_strategy(name_or_strategy: str | tf.distribute.Strategy, *,
     raise UnknownNameError("distribution strategy", str(name_or_strategy), list(STRATEGY_NAMES))
 
 
-def _multiworker() -> tf.distribute.MultiWorkerMirroredStrategy:
+def _multiworker() -> Any:
+    import tensorflow as tf
+
     global _MULTIWORKER
     if _MULTIWORKER is not None:
         return _MULTIWORKER
@@ -138,7 +205,7 @@ def _multiworker() -> tf.distribute.MultiWorkerMirroredStrategy:
     return _MULTIWORKER
 
 
-def num_workers(strategy: tf.distribute.Strategy) -> int:
+def num_workers(strategy: Any) -> int:
     """Number of machines (chief and worker tasks) training together.
 
     Args:
@@ -152,14 +219,14 @@ def num_workers(strategy: tf.distribute.Strategy) -> int:
         1
     """
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None:
+    if resolver is None or not hasattr(resolver, "cluster_spec"):
         return 1
     spec = resolver.cluster_spec()
     jobs = spec.jobs
     return max(1, sum(spec.num_tasks(job) for job in ("chief", "worker") if job in jobs))
 
 
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
+def is_chief(strategy: Any) -> bool:
     """True on the task that writes checkpoints and logs (always, for local strategies).
 
     The chief is the ``chief`` task if the cluster has one, else ``worker`` 0, as in the
@@ -176,7 +243,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         True
     """
     resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or resolver.task_type is None:
+    if resolver is None or getattr(resolver, "task_type", None) is None:
         return True
     if resolver.task_type == "chief":
         return True
@@ -185,7 +252,16 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return False
 
 
-def global_batch_size(batch_size: int, strategy: tf.distribute.Strategy | None) -> int:
+def replicas_of(strategy: Any) -> int:
+    """Devices a strategy (``tf.distribute``) or distribution (``keras.distribution``) spans."""
+    if strategy is None:
+        return 1
+    if _is_keras_distribution(strategy):
+        return int(strategy.device_mesh.devices.size)
+    return int(strategy.num_replicas_in_sync)
+
+
+def global_batch_size(batch_size: int, strategy: Any | None) -> int:
     """Global batch size for a per-replica ``batch_size`` (``batch_size x replicas``).
 
     Args:
@@ -204,12 +280,12 @@ def global_batch_size(batch_size: int, strategy: tf.distribute.Strategy | None) 
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    return batch_size * (1 if strategy is None else int(strategy.num_replicas_in_sync))
+    return batch_size * replicas_of(strategy)
 
 
 @contextlib.contextmanager
 def worker_checkpoint_dir(checkpoint_dir: str | Path | None,
-                          strategy: tf.distribute.Strategy) -> Iterator[Path | None]:
+                          strategy: Any) -> Iterator[Path | None]:
     """The folder this worker may write checkpoints to while training.
 
     The chief (and every local strategy) gets ``checkpoint_dir`` itself. Other workers get
@@ -262,8 +338,8 @@ def _policy_of(model: keras.Model) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def replicate_model(model: keras.Model, strategy: str | tf.distribute.Strategy,
-                    run: Callable[[keras.Model], FitResult]) -> FitResult:
+def replicate_model(model: keras.Model, strategy: str | Any,
+                    run: Callable[[keras.Model], _R]) -> _R:
     """Train a copy of ``model`` under ``strategy``, then give ``model`` its weights.
 
     The copy is rebuilt from ``model.get_config()`` inside ``strategy.scope()`` (so its
@@ -290,6 +366,8 @@ def replicate_model(model: keras.Model, strategy: str | tf.distribute.Strategy,
         >>> result = replicate_model(model, "mirrored", lambda m: fit(m, train))  # doctest: +SKIP
     """
     strategy = get_strategy(strategy)
+    if _is_keras_distribution(strategy):
+        return _replicate_keras(model, strategy, run)
     with strategy.scope():
         with _policy_of(model):
             try:
@@ -311,8 +389,32 @@ def replicate_model(model: keras.Model, strategy: str | tf.distribute.Strategy,
     return result
 
 
-def _from_first_replica(weights: list[Any], strategy: tf.distribute.Strategy) -> list[Any]:
+def _replicate_keras(model: keras.Model, distribution: Any,
+                     run: Callable[[keras.Model], _R]) -> _R:
+    """``replicate_model`` for a ``keras.distribution`` (JAX): the replica's variables are
+    made inside the distribution's scope, so they get its layouts (replicated for
+    ``DataParallel``), and every batch is split over the devices."""
+    with distribution.scope():
+        with _policy_of(model):
+            try:
+                replica = model.__class__.from_config(model.get_config())
+            except (NotImplementedError, TypeError, ValueError, KeyError) as e:
+                raise PneumozooError(
+                    f"cannot rebuild model {model.name!r} under {type(distribution).__name__}: "
+                    f"{type(e).__name__}: {e}".splitlines()[0]) from e
+        replica.set_weights(model.get_weights())
+        result = run(replica)
+    model.set_weights(replica.get_weights())
+    _compile_like(replica, model)
+    result.extra["strategy"] = type(distribution).__name__
+    result.extra["replicas"] = replicas_of(distribution)
+    return result
+
+
+def _from_first_replica(weights: list[Any], strategy: Any) -> list[Any]:
     """Every worker gets replica 0's (the chief's) ``weights``: one all-reduce, others add 0."""
+    import tensorflow as tf
+
     values = [tf.convert_to_tensor(w) for w in weights]
 
     def step(*local: tf.Tensor) -> Any:
@@ -334,15 +436,16 @@ def _compile_like(replica: keras.Model, model: keras.Model) -> None:
         logger.warning("could not compile %s like its trained replica: %s", model.name, e)
 
 
-def _first_local(value: Any, strategy: tf.distribute.Strategy) -> Any:
+def _first_local(value: Any, strategy: Any) -> Any:
+    import tensorflow as tf
+
     if isinstance(value, tf.distribute.DistributedValues):
         return strategy.experimental_local_results(value)[0]
     return value
 
 
 @contextlib.contextmanager
-def _keras_multiworker_fixes(replica: keras.Model,
-                             strategy: tf.distribute.Strategy) -> Iterator[None]:
+def _keras_multiworker_fixes(replica: keras.Model, strategy: Any) -> Iterator[None]:
     """Work around two Keras 3 bugs that break ``model.fit`` under multi-worker training.
 
     keras-team/keras#20585 and tensorflow/tensorflow#72388 (Keras 3.15 still has both):
@@ -356,6 +459,8 @@ def _keras_multiworker_fixes(replica: keras.Model,
 
     Applied only while a multi-worker strategy with more than one worker trains.
     """
+    import tensorflow as tf
+
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or \
             num_workers(strategy) < 2:
         yield

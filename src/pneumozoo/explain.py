@@ -182,12 +182,12 @@ def as_classifier(model: Any) -> Any:
     return check(model)
 
 
-_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], Callable[..., Any]]] = (
+_CACHE: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...], Any]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _cached(model: Any, key: tuple[str, ...], make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+def _cached(model: Any, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
     try:
         per_model = _CACHE.setdefault(model, {})
     except TypeError:  # not weak-referenceable: build every time
@@ -197,30 +197,70 @@ def _cached(model: Any, key: tuple[str, ...], make: Callable[[], Callable[..., A
     return per_model[key]
 
 
-def _grad_fn(model: Any, target: _Target) -> Callable[[Any], tuple[Any, Any, Any]]:
-    """``x -> (features, logits, probabilities)`` as one differentiable function."""
+def _grad_fn(model: Any, target: _Target) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """The model split at ``target``: ``(x -> features, features -> logits)``.
+
+    Grad-CAM needs the logits' gradient with respect to the feature map; with the model cut
+    there, that is the gradient of the second function at its input, which every backend's
+    autodiff gives the same way (:func:`_input_gradient`).
+    """
     import keras
 
     logits_t = as_classifier(model).head.input[1]
-    probs_t = model.outputs[0]
-    if target.backbone is None:
-        whole = keras.Model(model.inputs[0], [_out_tensor(target.layer), logits_t, probs_t])
-        return lambda x: tuple(whole(x, training=False))
-    bb = target.backbone
-    pre = keras.Model(model.inputs[0], _in_tensor(bb))
-    inner = keras.Model(bb.inputs[0], [target.layer.output, bb.outputs[0]])
-    rest = keras.Model(_out_tensor(bb), [logits_t, probs_t])
+    try:
+        if target.backbone is None:
+            feats_t = _out_tensor(target.layer)
+            to_feats = keras.Model(model.inputs[0], feats_t)
+            tail = keras.Model(feats_t, logits_t)
+            return (lambda x: to_feats(x, training=False)), (lambda f: tail(f, training=False))
+        bb = target.backbone
+        pre = keras.Model(model.inputs[0], _in_tensor(bb))
+        inner_a = keras.Model(bb.inputs[0], target.layer.output)
+        inner_b = keras.Model(target.layer.output, bb.outputs[0])
+        rest = keras.Model(_out_tensor(bb), logits_t)
+    except ValueError as e:  # a connection around the layer (a skip) makes no clean cut
+        raise PneumozooError(f"cannot explain at layer {target.name!r}: the model has connections "
+                             "around it; pick another layer (see pneumozoo.explain.feature_layers)") from e
+    return ((lambda x: inner_a(pre(x, training=False), training=False)),
+            (lambda f: rest(inner_b(f, training=False), training=False)))
 
-    def run(x: Any) -> tuple[Any, Any, Any]:
-        feats, bb_out = inner(pre(x, training=False), training=False)
-        logits, probs = rest(bb_out, training=False)
-        return feats, logits, probs
 
-    return run
+def _input_gradient(fn: Callable[[Any], Any], x: np.ndarray, index: int) -> np.ndarray:
+    """``d sum(fn(x)[:, index]) / dx`` by the current Keras backend's autodiff, float64."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        t = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            score = tf.reduce_sum(tf.cast(fn(t), tf.float32)[:, index])
+        g = tape.gradient(score, t)
+    elif backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        g = jax.grad(lambda f: jnp.sum(fn(f).astype(jnp.float32)[:, index]))(jnp.asarray(x))
+    elif backend == "torch":
+        import torch
+
+        t = keras.ops.convert_to_tensor(x)
+        t = t.detach().requires_grad_(True)
+        with torch.enable_grad():
+            score = fn(t).float()[:, index].sum()
+            g = torch.autograd.grad(score, t, allow_unused=True)[0]
+    else:
+        raise PneumozooError(f"Grad-CAM does not support the {backend!r} Keras backend; "
+                             "use tensorflow, jax or torch")
+    if g is None:  # the class score does not depend on the map
+        return np.zeros(x.shape, np.float64)
+    return np.asarray(keras.ops.convert_to_numpy(g), dtype=np.float64)
 
 
 def _model_input(model: Any, image: ImageSource) -> tuple[np.ndarray, np.ndarray]:
-    """``(original uint8 image, (1, s, s, 3) float32 batch as predict feeds it)``."""
+    """``(original uint8 image, (1, s, s, 3) float32 batch: the pixels predict feeds)``."""
     original = read_xray(image)
     pixels = as_classifier(model).preprocessor.prepare(original)
     batch = np.repeat(pixels, 3 // pixels.shape[-1], axis=-1).astype(np.float32)[None]
@@ -283,22 +323,20 @@ def grad_cam(
         >>> heat.shape == read_xray("person1_virus_6.jpeg").shape[:2]  # doctest: +SKIP
         True
     """
-    import tensorflow as tf
+    import keras
 
     if method not in CAM_METHODS:
         raise UnknownNameError("Grad-CAM method", str(method), list(CAM_METHODS))
     target = _find(model, layer) if layer is not None else _default_target(model)
     original, batch = _model_input(model, image)
-    fn = _cached(model, ("grad", target.name), lambda: _grad_fn(model, target))
-    x = tf.convert_to_tensor(batch)
-    with tf.GradientTape() as tape:
-        feats, logits, probs = fn(x)
-        index = _class_index(model, class_index, np.asarray(probs)[0])
-        score = tf.cast(logits, tf.float32)[:, index]
-    grads = tape.gradient(score, feats)
-    a = np.asarray(tf.cast(feats, tf.float32))[0].astype(np.float64)
-    g = (np.zeros_like(a) if grads is None
-         else np.asarray(tf.cast(grads, tf.float32))[0].astype(np.float64))
+    to_feats, to_logits = _cached(model, ("grad", target.name), lambda: _grad_fn(model, target))
+    feats = np.asarray(keras.ops.convert_to_numpy(to_feats(batch)), dtype=np.float32)
+    logits = np.asarray(keras.ops.convert_to_numpy(to_logits(feats)), dtype=np.float64)[0]
+    z = logits / as_classifier(model).temperature  # the head's softmax
+    probs = np.exp(z - z.max())
+    index = _class_index(model, class_index, probs / probs.sum())
+    a = feats[0].astype(np.float64)
+    g = _input_gradient(to_logits, feats, index)[0]
     if method == "gradcam":
         weights = g.mean(axis=(0, 1))
     else:
@@ -466,7 +504,7 @@ def feature_maps(
         >>> maps["block1_conv"].shape  # doctest: +SKIP
         (126, 126, 16)
     """
-    import tensorflow as tf
+    import keras
 
     if max_channels < 1:
         raise ValueError(f"max_channels must be at least 1, got {max_channels}")
@@ -477,9 +515,9 @@ def feature_maps(
     _, batch = _model_input(model, image)
     key = ("features", *(t.name for t in targets))
     fn = _cached(model, key, lambda: _features_fn(model, targets))
-    values = fn(tf.convert_to_tensor(batch))
+    values = fn(batch)
     names = list(layers) if layers is not None else [t.name for t in targets]
-    return {name: np.asarray(tf.cast(v, tf.float32))[0, :, :, :max_channels]
+    return {name: np.asarray(keras.ops.convert_to_numpy(v), np.float32)[0, :, :, :max_channels]
             for name, v in zip(names, values, strict=True)}
 
 

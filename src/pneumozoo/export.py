@@ -16,6 +16,10 @@ normalises on the host (the same ops, in float32), because quantising the normal
 convolutions off the fast int8 path (about 10x slower than float; see
 ``benchmarks/bench_export.py``).
 
+Exporting needs the TensorFlow backend (``KERAS_BACKEND=tensorflow``, the default); on JAX or
+PyTorch :func:`export_model` stops with one line saying so. :class:`TFLiteModel` runs an
+exported file on any backend (with ``ai_edge_litert`` or TensorFlow installed).
+
 Example:
     >>> from pneumozoo import load_pretrained
     >>> path = export_model(load_pretrained(), "xraynet.tflite", format="tflite")  # doctest: +SKIP
@@ -36,9 +40,8 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from pneumozoo.errors import DataError, InvalidImageError, UnknownNameError
+from pneumozoo.errors import DataError, InvalidImageError, PneumozooError, UnknownNameError
 from pneumozoo.models.classifier import as_classifier
 from pneumozoo.models.head import ClassifierHead
 from pneumozoo.models.preprocessor import XrayPreprocessor, normalize_pixels
@@ -155,6 +158,10 @@ def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmo
     """
     if format not in EXPORT_FORMATS:
         raise UnknownNameError("export format", format, list(EXPORT_FORMATS))
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise PneumozooError(f"export to {format} needs the TensorFlow backend; this process runs "
+                             f"Keras on {backend}: run it again with KERAS_BACKEND=tensorflow")
     if format == "tflite-int8" and calibration is None:
         raise DataError("tflite-int8 needs calibration images (a folder of real X-rays)")
     path = Path(path)
@@ -162,8 +169,8 @@ def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmo
     serving = clf
     size = clf.input_size
     mode = clf.preprocessor.normalization
-    calib = (np.asarray(normalize_pixels(calibration_images(
-        calibration, clf.preprocessor, limit=calibration_limit), mode, "float32"))
+    calib = (np.asarray(keras.ops.convert_to_numpy(normalize_pixels(calibration_images(
+        calibration, clf.preprocessor, limit=calibration_limit), mode, "float32")))
              if format == "tflite-int8" and calibration is not None else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     if format == "savedmodel":
@@ -194,6 +201,8 @@ def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmo
 
 
 def _write_saved_model(model: keras.Model, path: Path, size: int, *, prepared: bool = False) -> None:
+    import tensorflow as tf
+
     # An explicit training=False, so no export can ever run BatchNorm in training mode.
     archive = keras.export.ExportArchive()
     if prepared:  # inputs already prepared and normalised: the backbone and head only
@@ -211,7 +220,9 @@ def _write_saved_model(model: keras.Model, path: Path, size: int, *, prepared: b
 
 
 def _convert_tflite(saved: Path, format: str, calib: np.ndarray | None) -> bytes:
-    def converter() -> tf.lite.TFLiteConverter:
+    import tensorflow as tf
+
+    def converter() -> Any:
         conv = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
         if format == "tflite-float16":
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -244,7 +255,13 @@ def _interpreter_class() -> Any:
 
         return Interpreter
     except ImportError:
-        return tf.lite.Interpreter
+        pass
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise PneumozooError("running a .tflite file needs ai_edge_litert (pip install "
+                             "ai-edge-litert) or TensorFlow") from None
+    return tf.lite.Interpreter
 
 
 class TFLiteModel:
@@ -330,6 +347,20 @@ class TFLiteModel:
         """
         return np.asarray(self.predict_on_batch(batch), np.float64), None
 
+    def predict_prepared(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of a prepared batch and (empty) guard features, as
+        :meth:`pneumozoo.models.PneumoniaClassifier.predict_prepared` (used by TTA).
+
+        Args:
+            batch: Prepared pixels, ``(N, size, size, 1 | 3)``.
+
+        Returns:
+            ``(probabilities, features)``: float64 ``(N, classes)`` and an empty ``(N, 0)``
+            array (a TFLite file carries no guard features).
+        """
+        probs = np.asarray(self.predict_on_batch(batch), np.float64)
+        return probs, np.zeros((len(probs), 0))
+
     def _prepare(self, batch: Any) -> np.ndarray:
         x = np.asarray(batch)
         if x.ndim == 3:
@@ -337,11 +368,12 @@ class TFLiteModel:
         if x.ndim != 4 or x.shape[-1] not in (1, 3):
             raise ValueError(f"expected images (N, H, W, 3), got shape {x.shape}")
         if self._host_pixels or x.shape[1:3] != (self.input_size, self.input_size):
-            x = np.asarray(self.preprocessor.to_pixels(x))
+            x = self.preprocessor.prepare_batch(x)  # numpy: the same pixels on any backend
         if x.shape[-1] == 1:
             x = np.repeat(x, 3, axis=-1)
         if self._host_normalization is not None:
-            x = np.asarray(normalize_pixels(x, self._host_normalization, "float32"))
+            x = np.asarray(keras.ops.convert_to_numpy(
+                normalize_pixels(x, self._host_normalization, "float32")))
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def predict_on_batch(self, batch: Any) -> np.ndarray:
@@ -375,7 +407,7 @@ class TFLiteModel:
             float32 ``(N, classes)`` probabilities.
         """
         del verbose
-        if isinstance(x, tf.data.Dataset):
+        if hasattr(x, "as_numpy_iterator"):  # a tf.data.Dataset
             parts = []
             for element in x.as_numpy_iterator():
                 images = element[0] if isinstance(element, tuple) else element

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pneumozoo._version import __version__
 from pneumozoo.errors import DownloadError, IntegrityError, InvalidRevisionError, PneumozooError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -314,7 +315,6 @@ def download_model(
     """
     from huggingface_hub import HfApi, snapshot_download
 
-    from pneumozoo import __version__
 
     uri = f"hf://{repo_id}@{revision}" if revision else f"hf://{repo_id}"
     _check_repo_id(repo_id, uri)
@@ -465,7 +465,6 @@ def push_to_hub(
     """
     from huggingface_hub import HfApi
 
-    from pneumozoo import __version__
     from pneumozoo.pretrained.card import model_card
     from pneumozoo.pretrained.config import PretrainedConfig
     from pneumozoo.pretrained.folder import save_folder, verify_folder

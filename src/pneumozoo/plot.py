@@ -1,6 +1,7 @@
 """Figures: training curves, confusion matrix, ROC/PR, reliability, predictions, augmentations.
 
-Needs the ``plot`` extra (``pip install 'pneumozoo[plot]'``); matplotlib is imported only
+Needs the ``plot`` extra (matplotlib: ``pip install ".[plot]"`` in the pneumozoo clone, or
+``pip install matplotlib``); matplotlib is imported only
 inside the functions. Figures are drawn with matplotlib's object-oriented API on the Agg
 canvas: no window opens, and the global pyplot backend of the caller (a notebook, say) is
 left alone. Every function writes one image file (PNG, or any format matplotlib knows by
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pneumozoo.errors import PneumozooError
+from pneumozoo.rules import BINARY_CLASSES, THREE_CLASSES, decide, pneumonia_scores
 
 __all__ = [
     "plot_augmentations",
@@ -30,7 +32,8 @@ __all__ = [
     "save_report_figures",
 ]
 
-_MISSING = "plotting needs the 'plot' extra: pip install 'pneumozoo[plot]'"
+_MISSING = ("plotting needs the 'plot' extra: pip install matplotlib (or, in the pneumozoo "
+            "clone, pip install '.[plot]')")
 
 
 def require_matplotlib() -> None:
@@ -204,8 +207,6 @@ def plot_confusion_matrix(
 
 
 def _scores(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
-    from pneumozoo.evaluation.metrics import pneumonia_scores
-
     y = (np.asarray(y_true).reshape(-1) > 0).astype(int)
     s = pneumonia_scores(np.asarray(scores, dtype=np.float64)).reshape(-1)
     if len(y) != len(s):
@@ -246,7 +247,7 @@ def plot_roc(y_true: Any, scores: Any, out: str | Path, *, threshold: float | No
     ax.plot(fpr, tpr, lw=2, label=f"ROC (AUC = {roc_auc_score(y, s):.3f})")
     ax.plot([0, 1], [0, 1], "k:", lw=1, label="chance")
     if threshold is not None:
-        pred = s >= threshold
+        pred = decide(s, threshold)
         sens, fp_rate = pred[y == 1].mean(), pred[y == 0].mean()
         ax.plot([fp_rate], [sens], "o", color="crimson", label=f"threshold {threshold:.3f}")
     ax.set_xlabel("1 - specificity (false positive rate)")
@@ -363,8 +364,6 @@ def _names_for(pred: Any, names: Sequence[str] | None) -> list[str]:
         return list(names)
     if hasattr(pred, "probabilities") and pred.probabilities:
         return list(pred.probabilities)
-    from pneumozoo.data.records import BINARY_CLASSES, THREE_CLASSES
-
     k = 2 if hasattr(pred, "label") else int(np.asarray(pred).size)
     return list({2: BINARY_CLASSES, 3: THREE_CLASSES}.get(k, [f"class {i}" for i in range(k)]))
 

@@ -13,10 +13,11 @@ import numpy as np
 from PIL import Image
 
 from pneumozoo.errors import InvalidImageError, OutOfDomainError, PneumozooError
-from pneumozoo.evaluation.metrics import pneumonia_scores
 from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
 from pneumozoo.io import ImageSource, describe_source, read_xray
 from pneumozoo.models.classifier import PneumoniaClassifier
+from pneumozoo.rules import in_domain as in_domain_of
+from pneumozoo.rules import pneumonia_scores
 
 __all__ = ["OUT_OF_DOMAIN_POLICIES", "Prediction", "iter_predictions", "predict"]
 
@@ -37,8 +38,10 @@ class Prediction:
         in_domain: False when the model's domain guard says the film is unlike its training
             films (the prediction is then not to be trusted); ``None`` for a model without a
             guard or on error.
-        domain_score: The guard's distance relative to its cut-off: above 1.0 is out of
-            domain (``None`` without a guard or on error).
+        domain_score: The guard's distance on a linear scale set by the guard's own
+            validation films: 0.0 at their median film, 1.0 at the cut-off; above 1.0 is out
+            of domain. Negative values are normal (a film more typical than the median
+            validation film) and are not clipped. ``None`` without a guard or on error.
 
     Example:
         >>> p = Prediction("a.jpeg", "pneumonia", 0.93, {"normal": 0.07, "pneumonia": 0.93})
@@ -106,9 +109,10 @@ def _load_one(item: Any, model: PneumoniaClassifier) -> tuple[np.ndarray, bool] 
     if isinstance(item, InvalidImageError):
         return item
     try:  # check: films too small or without content are a per-file error, not a prediction
-        # min_side: a large JPEG is decoded at a reduced DCT scale still >= the model's size,
-        # as the training and evaluation pipeline reads it (pneumozoo.data.pipeline._load).
-        image = read_xray(item, check=True, min_side=model.input_size)
+        # Always the full decode: a path, its bytes, a PIL image and read_xray's array are the
+        # same film and must read the same (reduced JPEG decoding, read_xray(min_side=...),
+        # is an explicit opt-in: pass its arrays).
+        image = read_xray(item, check=True)
     except InvalidImageError as e:
         return e
     return model.preprocessor.prepare(image), is_colour_picture(image)
@@ -182,7 +186,7 @@ def iter_predictions(
             probs: np.ndarray = np.empty((0, len(names)))
             dist: np.ndarray | None = None
             if good:
-                batch = np.stack([x[0] for x in good]).astype(np.float32)
+                batch = np.stack([x[0] for x in good])  # uint8 (n, size, size, 1 | 3)
                 probs, dist = _predict_batch(clf, batch, tta=tta)
             labels = head.label(probs, threshold) if len(probs) else []
             p_sick: Any = pneumonia_scores(probs) if len(probs) else []
@@ -197,7 +201,7 @@ def iter_predictions(
                 score: float | None = None
                 if dist is not None and head.guard_cutoff is not None:
                     score = float(dist[k])  # already the domain score (1.0 at the cut-off)
-                    in_domain = bool(score <= 1.0 and not x[1])
+                    in_domain = bool(in_domain_of([score], colour=[x[1]])[0])
                 pred = Prediction(
                     source=name,
                     label=labels[k],
@@ -220,12 +224,15 @@ def iter_predictions(
 
 def _predict_batch(model: PneumoniaClassifier, batch: np.ndarray, *,
                    tta: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities and domain scores of a prepared batch, by the model's one inference
+    method (:meth:`PneumoniaClassifier.scores`); with ``tta`` the probabilities are averaged
+    over the views (the domain score stays the film's own)."""
+    probs, dist = model.scores(batch)
     if tta:
         from pneumozoo.evaluation.tta import predict_tta
 
-        _, dist = model.scores(batch)
-        return np.asarray(predict_tta(model, batch), dtype=np.float64), dist
-    return model.scores(batch)
+        probs = np.asarray(predict_tta(model, batch), dtype=np.float64)
+    return probs, dist
 
 
 def predict(

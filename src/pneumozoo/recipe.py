@@ -4,8 +4,8 @@ train`` and the zoo's own recipes.
 A :class:`Recipe` says everything that defines a run: the architecture, the data split, the
 training settings, and how the finished model is calibrated (temperature, threshold rule,
 domain guard). :data:`ZOO_RECIPES` holds the recipe of every zoo model, so ``pneumozoo train
---recipe xraynet-binary-v2 DATA`` reruns it, and :func:`run_recipe` is the one function that
-turns a recipe and a Kermany-layout folder into a model folder.
+--recipe xraynet-binary-v2 DATA`` reruns it. This module only describes runs (it imports no
+Keras); :func:`pneumozoo.run.run_recipe` is the one function that runs one.
 """
 
 from __future__ import annotations
@@ -13,17 +13,22 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pneumozoo.errors import PneumozooError, UnknownNameError
+from pneumozoo.rules import TASKS
 
-__all__ = ["ZOO_RECIPES", "Recipe", "get_recipe", "list_recipes"]
+__all__ = ["BALANCES", "OPTIMIZERS", "SCHEDULES", "TASKS", "THRESHOLD_RULES", "ZOO_RECIPES", "Recipe",
+           "get_recipe", "list_recipes", "recipe_for"]
 
-_SCHEDULES = ("plateau", "cosine", "exponential", "constant")
-_OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+#: Learning-rate schedules (:func:`pneumozoo.train.compile_model`).
+SCHEDULES = ("plateau", "cosine", "exponential", "constant")
+#: Optimizers (:func:`pneumozoo.train.compile_model`).
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 #: Threshold rules a recipe can declare (the ones that need no target).
 THRESHOLD_RULES = ("calibrated", "youden", "youden-margin")
+#: How the classes are balanced (:func:`recipe_for`): loss weights, oversampling, or not at all.
+BALANCES = ("weights", "oversample", "none")
 
 
 @dataclass(frozen=True)
@@ -103,15 +108,15 @@ class Recipe:
         positive_int("decay_after", 0)
         if self.early_stopping is not None:
             positive_int("early_stopping")
-        if self.task not in ("binary", "3class"):
+        if self.task not in TASKS:
             raise bad("task", self.task, "binary or 3class")
         if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
                 and self.learning_rate > 0):
             raise bad("learning_rate", self.learning_rate, "a positive number")
-        if self.optimizer not in _OPTIMIZERS:
-            raise UnknownNameError("optimizer", self.optimizer, list(_OPTIMIZERS))
-        if self.schedule not in _SCHEDULES:
-            raise UnknownNameError("schedule", self.schedule, list(_SCHEDULES))
+        if self.optimizer not in OPTIMIZERS:
+            raise UnknownNameError("optimizer", self.optimizer, list(OPTIMIZERS))
+        if self.schedule not in SCHEDULES:
+            raise UnknownNameError("schedule", self.schedule, list(SCHEDULES))
         if not 0.0 <= self.label_smoothing < 1.0:
             raise bad("label_smoothing", self.label_smoothing, "in [0, 1)")
         if not 0.0 < self.val_fraction < 1.0:
@@ -223,262 +228,38 @@ def list_recipes() -> list[Recipe]:
     return list(ZOO_RECIPES.values())
 
 
-def build_from(recipe: Recipe, **build_kwargs: Any) -> Any:
-    """The untrained model a recipe starts from (``init_from`` layers copied when set).
+def recipe_for(base: str | None = None, *, name: str = "custom", balance: str | None = None,
+               **settings: Any) -> Recipe:
+    """The recipe of one run: a zoo recipe (``base``) or the default one, with changes.
 
-    The initial weights come from ``recipe.seed`` (:func:`keras.utils.set_random_seed`), so
-    the same recipe builds the same model.
-    """
-    import keras
-
-    from pneumozoo.models import build_model
-
-    keras.utils.set_random_seed(recipe.seed)
-
-    model = build_model(recipe.arch, num_classes=recipe.num_classes, input_size=recipe.input_size,
-                        normalization=recipe.normalization, **build_kwargs)
-    if recipe.init_from:
-        copy_matching_layers(model, recipe.init_from)
-    return model
-
-
-def copy_matching_layers(model: Any, donor_name: str | Path) -> int:
-    """Copy every layer whose name and weight shapes match from a pretrained model.
-
-    The classifier (``logits``) differs in width between tasks and stays freshly initialised.
-
-    Returns:
-        The number of layers copied.
-    """
-    from pneumozoo.pretrained import load_pretrained
-
-    donor = load_pretrained(str(donor_name))
-    copied = 0
-    for layer in model.layers:
-        try:
-            other = donor.get_layer(layer.name)
-        except ValueError:
-            continue
-        mine, theirs = layer.get_weights(), other.get_weights()
-        if mine and len(mine) == len(theirs) and all(
-                a.shape == b.shape for a, b in zip(mine, theirs, strict=True)):
-            layer.set_weights(theirs)
-            copied += 1
-    return copied
-
-
-def training_records(data: str | Path) -> list[Any]:
-    """The training films of a Kermany-layout root (``train/``) or of a folder that is itself
-    the training split (``NORMAL/`` and ``PNEUMONIA/``).
-
-    Raises:
-        DataError: If neither layout holds labelled films.
-    """
-    from pneumozoo.data import scan_folder, scan_split
-    from pneumozoo.data.records import label_of
-    from pneumozoo.errors import DataError
-
-    root = Path(data)
-    try:
-        return list(scan_split(root, "train"))
-    except DataError:
-        if not (root.is_dir() and any(label_of(c.name) is not None for c in root.iterdir())):
-            raise  # the split's own problem (e.g. empty class folders), not a fallback's
-        return list(scan_folder(root, split="train"))
-
-
-def recipe_records(recipe: Recipe, data: str | Path, *, limit: int | None = None) -> list[Any]:
-    """The training films :func:`run_recipe` uses: :func:`training_records`, or a sample of
-    ``limit`` of them drawn with the recipe's seed (a smoke test)."""
-    records = training_records(data)
-    if limit:
-        import random
-
-        records = random.Random(recipe.seed).sample(records, min(int(limit), len(records)))
-    return records
-
-
-def split(recipe: Recipe, records: list[Any]) -> tuple[list[Any], list[Any]]:
-    """The recipe's patient-wise train/validation split (stratified by subtype when the file
-    names carry one, as the zoo's splits are)."""
-    from pneumozoo.data import patient_split
-    from pneumozoo.errors import DataError
-
-    try:
-        return patient_split(records, val_fraction=recipe.val_fraction, seed=recipe.seed, task="3class")
-    except DataError:
-        if recipe.task == "3class":
-            raise
-        return patient_split(records, val_fraction=recipe.val_fraction, seed=recipe.seed, task="binary")
-
-
-def deterministic_ops() -> None:
-    """Make this process's TensorFlow kernels deterministic (``enable_op_determinism``).
-
-    The seed fixes the split, the initial weights, the shuffling and the augmentation; this
-    also pins the kernels whose floating-point order can vary from run to run (multithreaded
-    CPU reductions under load, GPUs), without which two runs of one seed can differ in the
-    last bits and then drift apart. It is process-wide and cannot be undone, and Keras then
-    refuses XLA, so the entry points call it (``recipes/*.py``, ``pneumozoo train`` without
-    ``--jit-compile``, ``benchmarks/bench_seeds.py``), not the library functions.
-    """
-    import tensorflow as tf
-
-    tf.config.experimental.enable_op_determinism()
-
-
-def run_recipe(
-    recipe: Recipe,
-    data: str | Path,
-    *,
-    out: str | Path,
-    checkpoint_dir: str | Path | None = None,
-    model: Any = None,
-    test: bool = False,
-    strategy: Any = None,
-    jit_compile: bool | str = "auto",
-    verbose: int | str = 2,
-    log: Any = print,
-    limit: int | None = None,
-) -> tuple[Any, Any]:
-    """Train a recipe on a Kermany-layout folder and write the model folder: the one path
-    behind ``pneumozoo train``, ``pneumozoo train --recipe NAME`` and ``recipes/*.py``.
-
-    Split patient-wise (``val_fraction``, ``seed``), train with resumable checkpoints,
-    recalibrate on validation only (temperature, threshold by the declared rule, guard),
-    optionally evaluate once on ``data/test``, and write ``out`` (Keras files,
-    ``pneumozoo.json`` with sha256s and the recipe, model card).
+    What ``pneumozoo train`` builds from its options.
 
     Args:
-        recipe: The recipe.
-        data: A root with ``train/`` (and ``test/`` for ``test=True``), or a training folder.
-        out: The model folder to write.
-        checkpoint_dir: Checkpoints and ``history.json`` (default ``<out>.checkpoint``);
-            rerunning resumes from the last finished epoch.
-        model: Start from this model instead of ``build_from(recipe)`` (fine-tuning).
-        test: Evaluate once on ``data/test`` and record the metrics with bootstrap CIs.
-        strategy: A ``tf.distribute`` strategy or its name.
-        jit_compile: XLA for the train step.
-        verbose: Keras verbosity.
-        log: Where progress lines go.
-        limit: Train on a seeded random sample of this many training films only (a smoke
-            test: the model says little).
+        base: A zoo recipe's name (see :data:`ZOO_RECIPES`), or ``None`` for ``Recipe()``.
+        name: The run's name when there is no ``base`` (a zoo recipe keeps its own).
+        balance: One of :data:`BALANCES` (``None``: the recipe's own).
+        **settings: Recipe settings to change; ``None`` values are left as they are.
 
     Returns:
-        ``(model, config)`` as written.
-    """
-    import platform
+        The :class:`Recipe`.
 
-    import keras
-
-    from pneumozoo.data.validate import validate_records
-    from pneumozoo.pretrained.release import prepare_release, write_release
-    from pneumozoo.train import fit
-
-    out = Path(out)
-    records = recipe_records(recipe, data, limit=limit)
-    validate_records(records, task=recipe.task)  # type: ignore[arg-type]
-    train, val = split(recipe, records)
-    log(f"[{recipe.name}] train {len(train)}  validation {len(val)}")
-    if model is None:
-        model = build_from(recipe)
-    ckpt = Path(checkpoint_dir) if checkpoint_dir else out.with_name(out.name + ".checkpoint")
-    result = fit(model, train, val, recipe=recipe, checkpoint_dir=ckpt, strategy=strategy,
-                 jit_compile=jit_compile, verbose=verbose)
-    log(f"[{recipe.name}] best {result.monitor} {result.best_value:.4f} at epoch {result.best_epoch}")
-    model, config = prepare_release(
-        model, val, name=recipe.name, architecture=recipe.arch,
-        threshold_rule=recipe.threshold_rule, description=recipe.description,
-        calibration=result.extra["calibration"],
-        training={
-            "data": Path(data).name,  # the folder's name: no machine paths in a card
-            "train_images": len(train),
-            "validation_split": f"patient-wise, stratified, {recipe.val_fraction:.0%} of the "
-                                f"train patients, seed {recipe.seed}",
-            "recipe": recipe.to_dict(),
-            "epochs_run": result.epochs,
-            "best_epoch": result.best_epoch,
-            "keras": keras.__version__,
-            "machine": f"{platform.machine()} CPU",
-        })
-    log(f"[{recipe.name}] validation: T={model.temperature:.4f} threshold={model.threshold:.4f}")
-    if test:
-        from dataclasses import replace
-
-        config = replace(config, metrics={"test": test_metrics(model, data, val), **config.metrics})
-    if strategy is not None:
-        from pneumozoo.distribute import get_strategy, is_chief
-
-        if not is_chief(get_strategy(strategy)):
-            return model, config  # only the chief writes the model folder
-    written = write_release(model, config, out)
-    history = ckpt / "history.json"
-    if history.is_file():
-        import shutil
-
-        shutil.copyfile(history, out / "history.json")
-    log(f"[{recipe.name}] wrote {out}")
-    return model, written
-
-
-def test_metrics(model: Any, data: str | Path, validation: list[Any]) -> dict[str, Any]:
-    """The once-only test evaluation of a release: metrics at the model's threshold with
-    patient-bootstrap CIs, and the test metrics at operating points chosen on validation."""
-    import numpy as np
-
-    from pneumozoo.data import scan_split, targets
-    from pneumozoo.evaluation import evaluate
-    from pneumozoo.evaluation.metrics import binary_metrics, pneumonia_scores
-    from pneumozoo.evaluation.report import predict_records
-    from pneumozoo.evaluation.thresholds import choose_threshold
-
-    test = scan_split(Path(data), "test")
-    report = evaluate(model, test, n_boot=1000)
-    out = report.to_dict()
-    out["split"] = f"official Kermany test split ({len(test)} images), evaluated once"
-    # Operating points chosen on validation (pre-declared targets), reported on test: what a
-    # user who needs a given sensitivity can expect. The shipped threshold stays the recipe's.
-    y_val = np.asarray(targets(validation, model.task))
-    s_val = pneumonia_scores(predict_records(model, validation))
-    y_test = np.asarray(targets(test, model.task))
-    s_test = pneumonia_scores(predict_records(model, test))
-    points = []
-    for method, target in (("sensitivity", 0.99), ("sensitivity", 0.95), ("sensitivity", 0.90),
-                           ("specificity", 0.99), ("youden", None)):
-        op = choose_threshold(y_val, s_val, method=method, target=target)
-        at = binary_metrics(y_test, s_test, op.threshold)
-        points.append({"rule": f"{method}>={target}" if target else method,
-                       "threshold": op.threshold, "val_sensitivity": op.sensitivity,
-                       "val_specificity": op.specificity,
-                       **{k: at[k] for k in ("accuracy", "sensitivity", "specificity")}})
-    out["operating_points"] = points
-    return out
-
-
-def main(name: str, argv: list[str] | None = None) -> None:
-    """Command line of ``recipes/<name>.py``: rerun a zoo recipe (resumes after a kill).
+    Raises:
+        UnknownNameError: For an unknown zoo recipe, balance or setting.
 
     Example:
-        >>> main("cnn4-binary", ["--data", "chest_xray", "--out", "models"])  # doctest: +SKIP
+        >>> recipe_for("cnn4-binary", epochs=2, seed=None).epochs
+        2
+        >>> recipe_for(name="run", balance="oversample").oversample
+        True
     """
-    import argparse
-    import os
-
-    recipe = get_recipe(name)
-    p = argparse.ArgumentParser(description=f"Train the {name} zoo model with its recipe.")
-    p.add_argument("--data", type=Path, default=Path(os.environ.get("PNEUMOZOO_DATA", "data/kermany224")),
-                   help="Kermany root with train/ and test/ (default: $PNEUMOZOO_DATA)")
-    p.add_argument("--out", type=Path, default=Path("models"), help="parent of the model folder")
-    p.add_argument("--runs", type=Path, default=Path("runs"), help="checkpoints and logs")
-    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    p.add_argument("--limit", type=int, default=None, help="use only N training images (smoke test)")
-    p.add_argument("--seed", type=int, default=None,
-                   help=f"seed of the split, weights, shuffling and augmentation (default: {recipe.seed})")
-    args = p.parse_args(argv)
-    if args.epochs:
-        recipe = recipe.with_(epochs=args.epochs)
-    if args.seed is not None:
-        recipe = recipe.with_(seed=args.seed)
-    deterministic_ops()
-    run_recipe(recipe, args.data, out=args.out / name, checkpoint_dir=args.runs / name / "checkpoint",
-               test=True, limit=args.limit)
+    recipe = get_recipe(base) if base else Recipe(name=name)
+    changes = {key: value for key, value in settings.items() if value is not None}
+    if balance is not None:
+        if balance not in BALANCES:
+            raise UnknownNameError("balance", balance, list(BALANCES))
+        changes["class_weight"] = "balanced" if balance == "weights" else None
+        changes["oversample"] = balance == "oversample"
+    if not base:
+        changes.setdefault("description", f"{changes.get('arch', recipe.arch)} trained with "
+                                          "`pneumozoo train`")
+    return recipe.with_(**changes)

@@ -1,4 +1,10 @@
-"""``fit``: ``model.fit`` with the callbacks people rely on, crash-safe resume and distribution."""
+"""``fit``: ``model.fit`` with the callbacks people rely on, crash-safe resume and distribution.
+
+Backend-neutral: records become uint8 film batches (:func:`pneumozoo.data.make_batches`) and the
+model is trained inside a thin training model that casts them, augments them (``training=True``
+only) and repeats the grey channel on the device, so the same ``fit`` runs on TensorFlow, JAX
+and PyTorch; only ``tf.distribute`` strategies and op determinism are TensorFlow's own.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +18,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import keras
-import tensorflow as tf
 
-from pneumozoo.data.pipeline import make_dataset
+from pneumozoo.data.pipeline import make_batches
 from pneumozoo.data.records import Record, Task
 from pneumozoo.data.splits import class_weights as balanced_weights
 from pneumozoo.errors import DataError
 from pneumozoo.metrics import PneumoniaAUC, SmoothedSparseCrossentropy
 from pneumozoo.models.classifier import as_classifier
-from pneumozoo.recipe import Recipe
+from pneumozoo.recipe import OPTIMIZERS, Recipe
 from pneumozoo.utils import atomic_path, atomic_write_json
 
-__all__ = ["FitResult", "compile_model", "fit"]
+__all__ = ["FitResult", "compile_model", "fit", "training_model"]
 
 Schedule = Literal["plateau", "cosine", "exponential", "constant"]
 
@@ -62,6 +67,12 @@ class FitResult:
         return len(next(iter(self.history.values()), []))
 
 
+def _loss_and_metrics(label_smoothing: float) -> dict[str, Any]:
+    return {"loss": (SmoothedSparseCrossentropy(label_smoothing) if label_smoothing
+                     else keras.losses.SparseCategoricalCrossentropy()),
+            "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy"), PneumoniaAUC()]}
+
+
 def compile_model(model: keras.Model, *, learning_rate: float = 1e-3, optimizer: str = "adam",
                   weight_decay: float | None = None, jit_compile: bool | str = "auto",
                   label_smoothing: float = 0.0) -> None:
@@ -96,18 +107,12 @@ def compile_model(model: keras.Model, *, learning_rate: float = 1e-3, optimizer:
     else:
         from pneumozoo.errors import UnknownNameError
 
-        raise UnknownNameError("optimizer", optimizer, ["adam", "adamw", "rmsprop", "sgd"])
+        raise UnknownNameError("optimizer", optimizer, list(OPTIMIZERS))
     # Keras adds loss scaling only when the *model's* policy is mixed_float16, which a model
     # rebuilt from a config (loaded, or replicated for tf.distribute) does not carry.
     if any(layer.dtype_policy.name == "mixed_float16" for layer in [model, *model.layers]):
         opt = keras.optimizers.LossScaleOptimizer(opt)
-    model.compile(
-        optimizer=opt,
-        loss=(SmoothedSparseCrossentropy(label_smoothing) if label_smoothing
-              else keras.losses.SparseCategoricalCrossentropy()),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), PneumoniaAUC()],
-        jit_compile=jit_compile,
-    )
+    model.compile(optimizer=opt, jit_compile=jit_compile, **_loss_and_metrics(label_smoothing))
 
 
 def _schedule_callback(schedule: Schedule, learning_rate: float, epochs: int,
@@ -166,8 +171,9 @@ class _Checkpointer(keras.callbacks.Callback):
     """Atomic per-epoch state for resume, best weights by ``monitor``, and early stopping."""
 
     def __init__(self, directory: Path, monitor: str, mode: str, patience: int | None,
-                 history: dict[str, list[float]]) -> None:
+                 history: dict[str, list[float]], target: keras.Model | None = None) -> None:
         super().__init__()
+        self.target = target  # the model whose weights (and optimizer) are saved
         self.directory = directory
         self.monitor = monitor
         self.mode = mode
@@ -190,7 +196,7 @@ class _Checkpointer(keras.callbacks.Callback):
         # state (a resume redoes the best copy a kill cut short, see _resume_state).
         name = f"epoch-{epoch + 1:04d}.weights.h5"
         with atomic_path(self.directory / name, suffix=".weights.h5") as tmp:
-            self.model.save_weights(tmp)
+            (self.target or self.model).save_weights(tmp)
         atomic_write_json(self.directory / "state.json", {"epoch": epoch + 1, "weights": name,
                                                           "history": self.history})
         atomic_write_json(self.directory / "history.json", self.history)
@@ -203,10 +209,18 @@ class _Checkpointer(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _as_dataset(data: Sequence[Record] | tf.data.Dataset, model: keras.Model, *, training: bool,
-                batch_size: int, augment: Any, cache: bool | str | Path, seed: int,
-                oversample_minority: bool) -> tf.data.Dataset:
-    if isinstance(data, tf.data.Dataset):
+def _is_records(data: Any) -> bool:
+    """True for a list (or other sequence) of :class:`Record`; False for a dataset."""
+    if isinstance(data, (str, bytes)) or not isinstance(data, Sequence):
+        return False
+    return all(isinstance(r, Record) for r in data)
+
+
+def _as_batches(data: Any, model: keras.Model, *, training: bool, batch_size: int,
+                cache: bool | str | Path, seed: int, oversample_minority: bool,
+                drop_remainder: bool = False, epoch: int = 0) -> Any:
+    """Records -> uint8 film batches (:func:`make_batches`); a dataset is used as it is."""
+    if not _is_records(data):
         return data
     records = list(data)
     if not records:
@@ -216,15 +230,71 @@ def _as_dataset(data: Sequence[Record] | tf.data.Dataset, model: keras.Model, *,
         from pneumozoo.data.splits import oversample
 
         records = oversample(records, task, seed=seed)
-    return make_dataset(records, model, task=task, batch_size=batch_size,
-                        training=training, augment=augment if training else None, cache=cache,
-                        seed=seed)
+    batches = make_batches(records, model, task=task, batch_size=batch_size, training=training,
+                           cache=cache, seed=seed, drop_remainder=drop_remainder)
+    if hasattr(batches, "set_epoch"):
+        batches.set_epoch(epoch)
+    return batches
+
+
+def training_model(model: keras.Model, augment: Any = None, *, seed: int = 0) -> keras.Model:
+    """The model :func:`fit` trains: uint8 films in, ``model``'s outputs out.
+
+    It casts the films to float32, applies ``augment`` (a preset name or a Keras layer; only
+    with ``training=True``, in float32 under any dtype policy), repeats a grey channel to RGB
+    when ``model`` takes three, and calls ``model``: all on the device, on any backend. It
+    shares ``model``'s variables (training it trains ``model``).
+
+    Args:
+        model: A pneumozoo model.
+        augment: A preset name (see :func:`pneumozoo.augment.list_presets`), a layer, or None.
+        seed: Seed of the augmentation.
+
+    Returns:
+        A ``keras.Model`` (named ``<model>_training``) from ``uint8 (N, size, size, channels)``
+        films to ``model``'s outputs, sharing ``model``'s variables.
+
+    Raises:
+        PneumozooError: If ``model`` is not a pneumozoo model.
+        UnknownNameError: If no augmentation preset has that name.
+
+    Example:
+        >>> trainer = training_model(model, "xray")  # doctest: +SKIP
+        >>> trainer(np.zeros((2, 192, 192, 1), np.uint8), training=True).shape  # doctest: +SKIP
+        (2, 2)
+    """
+    model = as_classifier(model)
+    pre = model.preprocessor
+    size, channels = pre.input_size, pre.channels
+    layer, preset = None, isinstance(augment, str)
+    if augment is not None and augment != "none":
+        if preset:
+            from pneumozoo.augment import get_preset
+
+            previous = keras.config.dtype_policy()
+            keras.config.set_dtype_policy("float32")  # pixel arithmetic in float32
+            try:
+                layer = get_preset(augment, seed=seed)
+            finally:
+                keras.config.set_dtype_policy(previous)
+        else:
+            layer = augment
+    wants = model.inputs[0].shape[-1] if getattr(model, "inputs", None) else None
+    films = keras.Input((size, size, channels), dtype="uint8", name="film")
+    x = keras.ops.cast(films, "float32")
+    if layer is not None and preset:
+        x = layer(x)  # one transform per film: before the channel repeat, a third of the work
+    if wants == 3 and channels == 1:
+        x = keras.ops.repeat(x, 3, axis=-1)
+    if layer is not None and not preset:
+        x = layer(x)  # a user's layer may be colour-specific: it sees what the model sees
+    return keras.Model(films, model(x), name=f"{model.name}_training")
 
 
 def fit(
     model: keras.Model,
-    train: Sequence[Record] | tf.data.Dataset,
-    validation: Sequence[Record] | tf.data.Dataset | None = None,
+    train: Sequence[Record] | Any,
+    validation: Sequence[Record] | Any | None = None,
     *,
     recipe: Recipe | None = None,
     class_weight: Literal["balanced"] | dict[int, float] | str | None = "recipe",
@@ -232,7 +302,7 @@ def fit(
     restore_best: bool = True,
     recalibrate: bool = True,
     cache: bool | str | Path = True,
-    strategy: str | tf.distribute.Strategy | None = None,
+    strategy: str | Any | None = None,
     jit_compile: bool | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
@@ -247,8 +317,10 @@ def fit(
     :class:`~pneumozoo.recipe.Recipe` for every setting and its default). ``pneumozoo train``
     and the zoo's recipes go through the same object.
 
-    Given records, it builds the ``tf.data`` pipelines itself with the model's own
-    preprocessor. With ``checkpoint_dir``, every epoch's weights and optimizer state are
+    Given records, it builds the input pipeline itself with the model's own preprocessor
+    (:func:`pneumozoo.data.make_batches`: uint8 films at the model's size) and trains the model
+    inside :func:`training_model` (cast, augmentation, channel repeat on the device), on any
+    Keras backend. With ``checkpoint_dir``, every epoch's weights and optimizer state are
     written atomically, and calling ``fit`` again with the same arguments after a crash or
     kill continues from the last finished epoch and ends at the same ``epochs``. With
     validation records, the trained model is recalibrated at the end
@@ -259,7 +331,8 @@ def fit(
     Args:
         model: A model from :func:`pneumozoo.build_model` or :func:`pneumozoo.load_pretrained`
             (compiled here).
-        train: Training records or a batched ``(images, labels)`` dataset.
+        train: Training records, or batches the model takes as they are (a ``tf.data``
+            dataset, a ``keras.utils.PyDataset``...): ``(images, labels)``.
         validation: Validation records or dataset (needed for ``val_*`` monitoring).
         recipe: The settings to start from (default ``Recipe()``).
         class_weight: ``"balanced"``, ``None``, or a dict (for datasets); default: the
@@ -267,12 +340,15 @@ def fit(
         checkpoint_dir: Folder for ``best.weights.h5``, resume state and ``history.json``.
         restore_best: Load the best epoch's weights into ``model`` at the end.
         recalibrate: Refit temperature, threshold and guard on ``validation`` records.
-        cache: Cache decoded images (see :func:`pneumozoo.data.make_dataset`).
-        strategy: ``"mirrored"``, ``"multiworker"``, a ``tf.distribute.Strategy`` or None.
-            The model is trained as a replica built in the strategy's scope and gets the
-            trained weights back (see :mod:`pneumozoo.distribute`); under multi-worker
-            training only the chief writes to ``checkpoint_dir``. ``batch_size`` is then per
-            replica.
+        cache: Decoded films are kept in memory; a path also keeps them in a file (see
+            :func:`pneumozoo.data.load_films`).
+        strategy: ``"mirrored"`` / ``"data-parallel"`` (TensorFlow: ``tf.distribute``
+            MirroredStrategy; JAX: ``keras.distribution.DataParallel`` over every local
+            device), ``"multiworker"`` (TensorFlow), a ``tf.distribute.Strategy``, a
+            ``keras.distribution.Distribution`` or None. The model is trained as a replica
+            built in the strategy's scope and gets the trained weights back (see
+            :mod:`pneumozoo.distribute`); under multi-worker training only the chief writes
+            to ``checkpoint_dir``. ``batch_size`` is then per replica.
         jit_compile: XLA-compile the train and eval steps (``True``/``False``; ``"auto"``
             lets Keras decide, which means off on CPU and under ``tf.distribute``).
         callbacks: More Keras callbacks.
@@ -290,8 +366,7 @@ def fit(
         DataError: If ``train`` or ``validation`` holds no records.
         PneumozooError: If ``model`` is not a pneumozoo model or a setting is out of range.
         UnknownNameError: For an unknown setting, optimizer, augmentation preset or strategy.
-        ValueError: If ``class_weight="balanced"`` is asked with a ``tf.data.Dataset``
-            (pass a dict).
+        ValueError: If ``class_weight="balanced"`` is asked with a dataset (pass a dict).
 
     Example:
         >>> model = pneumozoo.build_model("xraynet")  # doctest: +SKIP
@@ -309,17 +384,18 @@ def fit(
     task: Task = model.task
     cw: dict[int, float] | None
     if class_weight == "balanced":
-        if isinstance(train, tf.data.Dataset):
+        if not _is_records(train):
             raise ValueError("class_weight='balanced' needs records; pass a dict for datasets")
         cw = None if rc.oversample else balanced_weights(list(train), task)
     else:
         cw = class_weight  # type: ignore[assignment]
 
-    def body(m: keras.Model, batch_size: int, ckpt_dir: str | Path | None) -> FitResult:
+    def body(m: keras.Model, batch_size: int, ckpt_dir: str | Path | None,
+             replicas: int = 1) -> FitResult:
         return _fit_body(m, train, validation, rc, cw=cw, monitor=monitor, mode=mode,
                          batch_size=batch_size, checkpoint_dir=ckpt_dir,
                          restore_best=restore_best, cache=cache, jit_compile=jit_compile,
-                         callbacks=callbacks, verbose=verbose)
+                         callbacks=callbacks, verbose=verbose, replicas=replicas)
 
     if strategy is None:
         result = body(model, rc.batch_size, checkpoint_dir)
@@ -333,37 +409,42 @@ def fit(
 
         strategy = get_strategy(strategy)
         global_batch = global_batch_size(rc.batch_size, strategy)
+        # Keras's JAX data parallelism splits every batch evenly over the devices.
+        replicas = global_batch // rc.batch_size if keras.backend.backend() == "jax" else 1
         with worker_checkpoint_dir(checkpoint_dir, strategy) as worker_ckpt:
-            result = replicate_model(model, strategy, lambda m: body(m, global_batch, worker_ckpt))
+            result = replicate_model(model, strategy,
+                                     lambda m: body(m, global_batch, worker_ckpt, replicas))
         result.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
     result.extra["recipe"] = rc.to_dict()
-    if recalibrate and validation is not None and not isinstance(validation, tf.data.Dataset):
+    if recalibrate and validation is not None and _is_records(validation):
         from pneumozoo.evaluation.calibration import recalibrate as refit
 
-        train_records = None if isinstance(train, tf.data.Dataset) else list(train)
+        train_records = list(train) if _is_records(train) else None
         result.extra["calibration"] = refit(
             model, list(validation), train=train_records, threshold_rule=rc.threshold_rule,
             guard_quantile=rc.guard_quantile, batch_size=rc.batch_size)
     return result
 
 
-def _fit_body(model: keras.Model, train: Sequence[Record] | tf.data.Dataset,
-              validation: Sequence[Record] | tf.data.Dataset | None, rc: Recipe, *,
+def _fit_body(model: keras.Model, train: Sequence[Record] | Any,
+              validation: Sequence[Record] | Any | None, rc: Recipe, *,
               cw: dict[int, float] | None, monitor: str, mode: str, batch_size: int,
               checkpoint_dir: str | Path | None, restore_best: bool, cache: bool | str | Path,
               jit_compile: bool | str, callbacks: Sequence[keras.callbacks.Callback],
-              verbose: int | str) -> FitResult:
+              verbose: int | str, replicas: int = 1) -> FitResult:
     """One training run on one device set (under a strategy, on the replica)."""
-    train_ds = _as_dataset(train, model, training=True, batch_size=batch_size, augment=rc.augment,
-                           cache=cache, seed=rc.seed, oversample_minority=rc.oversample)
-    val_ds = None if validation is None else _as_dataset(
-        validation, model, training=False, batch_size=batch_size, augment=None, cache=cache,
-        seed=rc.seed, oversample_minority=False)
-
     # Dropout, augmentation and any other Keras randomness follow the recipe's seed.
     keras.utils.set_random_seed(rc.seed)
     compile_model(model, learning_rate=rc.learning_rate, optimizer=rc.optimizer,
                   jit_compile=jit_compile, label_smoothing=rc.label_smoothing)
+    # Records: uint8 films into the training model (augmentation on the device); datasets
+    # given by the caller go to the model as they are.
+    trainer = model
+    if _is_records(train):
+        trainer = training_model(model, rc.augment, seed=rc.seed)
+        # The same optimizer object: checkpoints of `model` carry the optimizer state.
+        trainer.compile(optimizer=model.optimizer, jit_compile=jit_compile,
+                        **_loss_and_metrics(rc.label_smoothing))
     epochs, early_stopping = rc.epochs, rc.early_stopping
     history: dict[str, list[float]] = {}
     initial_epoch = 0
@@ -371,7 +452,7 @@ def _fit_body(model: keras.Model, train: Sequence[Record] | tf.data.Dataset,
     all_callbacks: list[keras.callbacks.Callback] = []
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
-        checkpointer = _Checkpointer(ckpt, monitor, mode, early_stopping, history)
+        checkpointer = _Checkpointer(ckpt, monitor, mode, early_stopping, history, target=model)
         state = _resume_state(ckpt, checkpointer)
         if state is not None:
             model.optimizer.build(model.trainable_variables)
@@ -393,9 +474,17 @@ def _fit_body(model: keras.Model, train: Sequence[Record] | tf.data.Dataset,
 
     stopped_early = False
     if initial_epoch < epochs and not _early_stopped(history, monitor, mode, early_stopping):
-        # shuffle=False: make_dataset shuffles; Keras would only warn that it cannot.
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
-                  class_weight=cw, callbacks=all_callbacks, verbose=verbose, shuffle=False)
+        train_ds = _as_batches(train, model, training=True, batch_size=batch_size, cache=cache,
+                               seed=rc.seed, oversample_minority=rc.oversample,
+                               drop_remainder=replicas > 1, epoch=initial_epoch)
+        val_ds = None if validation is None else _as_batches(
+            validation, model, training=False, batch_size=batch_size, cache=cache, seed=rc.seed,
+            oversample_minority=False)
+        if replicas > 1 and val_ds is not None and hasattr(val_ds, "pad_to"):
+            val_ds.pad_to = replicas  # weight-0 padding: every batch splits over the devices
+        # shuffle=False: the pipeline shuffles; Keras would only warn that it cannot.
+        trainer.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
+                    class_weight=cw, callbacks=all_callbacks, verbose=verbose, shuffle=False)
     else:
         stopped_early = initial_epoch < epochs
     best_epoch, best_value = _best_epoch(history.get(monitor, []), mode)

@@ -1,7 +1,7 @@
-"""Datasets in the Kermany layout: records, patient-wise splits, balance, the tf.data pipeline.
+"""Datasets in the Kermany layout: records, patient-wise splits, balance, the input pipeline.
 
-The pipeline's names are imported on first use: they need TensorFlow, and records, splits
-and the download do not (``pneumozoo data download`` starts in a second, not ten).
+The pipeline's names are imported on first use: they need Keras (and its backend), and
+records, splits and the download do not (``pneumozoo data download`` starts in a second).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ __all__ = [
     "BINARY_CLASSES",
     "TASKS",
     "THREE_CLASSES",
+    "FilmBatches",
     "Record",
     "Task",
     "class_names",
@@ -36,6 +37,8 @@ __all__ = [
     "download_kermany",
     "drop_duplicates",
     "find_split_dir",
+    "load_films",
+    "make_batches",
     "make_dataset",
     "oversample",
     "parse_patient_id",
@@ -48,7 +51,8 @@ __all__ = [
     "validate_records",
 ]
 
-_PIPELINE = ("decode_resize", "make_dataset", "resize_images")
+_PIPELINE = ("FilmBatches", "decode_resize", "load_films", "make_batches", "make_dataset",
+             "resize_images")
 
 
 def __getattr__(name: str) -> Any:
@@ -60,4 +64,11 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pneumozoo.data.pipeline import decode_resize, make_dataset, resize_images
+    from pneumozoo.data.pipeline import (
+        FilmBatches,
+        decode_resize,
+        load_films,
+        make_batches,
+        make_dataset,
+        resize_images,
+    )

@@ -12,10 +12,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 from pneumozoo.errors import DataError, UnknownNameError
 from pneumozoo.io import IMAGE_SUFFIXES, expand_inputs
+from pneumozoo.rules import BINARY_CLASSES, TASKS, THREE_CLASSES, Task
 
 __all__ = [
     "BINARY_CLASSES",
@@ -35,10 +35,6 @@ __all__ = [
     "with_split",
 ]
 
-Task = Literal["binary", "3class"]
-TASKS: tuple[str, ...] = ("binary", "3class")
-BINARY_CLASSES: tuple[str, ...] = ("normal", "pneumonia")
-THREE_CLASSES: tuple[str, ...] = ("normal", "bacteria", "virus")
 
 _PERSON = re.compile(r"^(person\d+)_(bacteria|virus)", re.IGNORECASE)
 _NORMAL = re.compile(r"^((?:NORMAL\d*-)?IM-\d+)", re.IGNORECASE)

@@ -10,13 +10,10 @@ from pneumozoo.evaluation.calibration import (
     temperature_of,
 )
 from pneumozoo.evaluation.enrich import enrich_report, write_report
+from pneumozoo.evaluation.evaluator import evaluate
 from pneumozoo.evaluation.metrics import binary_metrics, multiclass_metrics, pneumonia_scores
-from pneumozoo.evaluation.report import (
-    EvaluationReport,
-    evaluate,
-    predict_records,
-    report_from_predictions,
-)
+from pneumozoo.evaluation.report import EvaluationReport, report_from_predictions
+from pneumozoo.evaluation.scoring import predict_records
 from pneumozoo.evaluation.thresholds import OperatingPoint, choose_threshold, operating_points
 from pneumozoo.evaluation.tta import predict_tta
 

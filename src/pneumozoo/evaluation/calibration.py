@@ -24,6 +24,7 @@ import numpy as np
 
 from pneumozoo.errors import PneumozooError, UnknownNameError
 from pneumozoo.evaluation.metrics import pneumonia_scores
+from pneumozoo.evaluation.scoring import predict_records
 
 __all__ = [
     "apply_temperature",
@@ -316,7 +317,6 @@ def calibrate(model: Any, records: Sequence[Any], *, batch_size: int = 32) -> An
         >>> calibrated = calibrate(model, val_records)  # doctest: +SKIP
     """
     from pneumozoo.data.records import targets
-    from pneumozoo.evaluation.report import predict_records
     from pneumozoo.models.classifier import as_classifier
 
     task = as_classifier(model).task
@@ -364,7 +364,6 @@ def recalibrate(
         >>> fitted["threshold"], model.threshold  # doctest: +SKIP
     """
     from pneumozoo.data.records import targets
-    from pneumozoo.evaluation.report import predict_records
     from pneumozoo.evaluation.thresholds import choose_threshold
     from pneumozoo.guard import DEFAULT_QUANTILE, fit_guard, guard_features
     from pneumozoo.models.classifier import as_classifier

@@ -26,7 +26,7 @@ def check_guard(model: Any, in_domain: Any, out_of_domain: Any, *, n_boot: int =
         ``external``: the :class:`~pneumozoo.evaluation.EvaluationReport` dict of
         ``out_of_domain`` at the model's threshold (with its in-domain subset).
     """
-    from pneumozoo.evaluation.report import evaluate
+    from pneumozoo.evaluation.evaluator import evaluate
     from pneumozoo.guard import non_xray_images
     from pneumozoo.prediction import predict
 

@@ -32,6 +32,8 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
+from pneumozoo.rules import decide, pneumonia_probability, pneumonia_scores
+
 __all__ = [
     "BINARY_METRICS",
     "BinaryMetric",
@@ -46,46 +48,6 @@ __all__ = [
 
 
 # --- P(pneumonia) --------------------------------------------------------------------------
-def pneumonia_probability(probabilities: Any) -> Any:
-    """P(pneumonia) from softmax outputs: ``1 - P(normal)``, class 0 being ``normal``.
-
-    The one place the zoo turns class probabilities into P(pneumonia). For a binary model this
-    is the pneumonia column; for normal/bacteria/virus it is bacteria + virus. Works on NumPy
-    arrays and on Keras/TensorFlow tensors (the last axis holds the classes).
-
-    Args:
-        probabilities: Softmax outputs ``(..., k)``; a nested list is turned into an array.
-
-    Returns:
-        P(pneumonia) with the class axis dropped (``(n,)`` for ``(n, k)``).
-
-    Example:
-        >>> import numpy as np
-        >>> pneumonia_probability(np.array([[0.75, 0.25], [0.25, 0.5]])).tolist()
-        [0.25, 0.75]
-    """
-    if isinstance(probabilities, (list, tuple)):
-        probabilities = np.asarray(probabilities, dtype=np.float64)
-    return 1.0 - probabilities[..., 0]
-
-
-def pneumonia_scores(probabilities: np.ndarray | Sequence[Any]) -> np.ndarray:
-    """P(pneumonia) per row of softmax outputs, as float64; 1-D scores pass through.
-
-    Args:
-        probabilities: Softmax outputs ``(n, k)`` (class 0 normal) or P(pneumonia) ``(n,)``.
-
-    Returns:
-        ``(n,)`` float64 P(pneumonia) (:func:`pneumonia_probability` of 2-D input).
-
-    Example:
-        >>> pneumonia_scores([[0.75, 0.25]]).tolist(), pneumonia_scores([0.3]).tolist()
-        ([0.25], [0.3])
-    """
-    p = np.asarray(probabilities, dtype=np.float64)
-    return np.asarray(pneumonia_probability(p)) if p.ndim == 2 else p
-
-
 # --- weighted counts -----------------------------------------------------------------------
 class Counts(NamedTuple):
     """Weighted confusion counts at a threshold, one entry per resample (shape ``(b,)``)."""
@@ -283,7 +245,7 @@ def binary_metric_values(
     if unknown:
         raise ValueError(f"unknown binary metric(s) {unknown}; known: {list(BINARY_METRICS)}")
     metrics = [BINARY_METRICS[k] for k in selected]
-    counts = _counts(y, s >= threshold, w) if any(m.uses == "counts" for m in metrics) else None
+    counts = _counts(y, decide(s, threshold), w) if any(m.uses == "counts" for m in metrics) else None
     groups = _score_groups(y, s, w) if any(m.uses == "scores" for m in metrics) else None
     return {m.name: np.asarray(m.formula(counts if m.uses == "counts" else groups), dtype=np.float64)
             for m in metrics}
@@ -313,7 +275,7 @@ def binary_metrics(y_true: Sequence[int] | np.ndarray, scores: np.ndarray, thres
     y = np.asarray(y_true).reshape(-1) > 0
     s = pneumonia_scores(scores).reshape(-1)
     values = binary_metric_values(y, s, threshold)
-    c = _counts(y, s >= threshold, np.ones((1, len(y))))
+    c = _counts(y, decide(s, threshold), np.ones((1, len(y))))
     tn, fp, fn, tp = (round(float(v[0])) for v in (c.tn, c.fp, c.fn, c.tp))
     return {
         "n": len(y),

@@ -1,4 +1,8 @@
-"""``evaluate``: run a model over a labelled split and report what a clinician would ask."""
+"""The evaluation report: what a clinician would ask of a model on a labelled split.
+
+:class:`EvaluationReport` and :func:`report_from_predictions` (labels and softmax outputs in, no
+model needed); :func:`pneumozoo.evaluation.evaluate` runs a model and fills one.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,10 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pneumozoo.data.records import Record, Task, scan_folder, targets
 from pneumozoo.evaluation.metrics import (
     BINARY_METRICS,
     binary_metrics,
@@ -19,7 +21,7 @@ from pneumozoo.evaluation.metrics import (
     pneumonia_scores,
 )
 
-__all__ = ["EvaluationReport", "evaluate", "report_from_predictions"]
+__all__ = ["EvaluationReport", "report_from_predictions"]
 
 
 @dataclass
@@ -239,155 +241,4 @@ def report_from_predictions(
     others = {k: b[k] for k in BINARY_METRICS if k not in typed}
     if others:
         report.extra["metrics"] = others
-    return report
-
-
-def score_records(model: Any, records: Sequence[Record], *, batch_size: int = 32,
-                  tta: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Softmax outputs and domain-guard scores (distance / cut-off; ``None`` without a guard)
-    of ``model`` for ``records``, in order, streamed through the model's own pipeline."""
-    from pneumozoo.data.pipeline import make_dataset
-    from pneumozoo.models.classifier import as_classifier
-
-    clf = as_classifier(model)
-    ds = make_dataset(records, clf, batch_size=batch_size, training=False, cache=False)
-    probs, scores = [], []
-    for x, _ in ds:
-        batch = np.asarray(x)
-        p, d = clf.scores(batch)
-        if tta:
-            from pneumozoo.evaluation.tta import predict_tta
-
-            p = np.asarray(predict_tta(clf, batch), dtype=np.float64)
-        probs.append(p)
-        if d is not None:
-            scores.append(d)  # the head's domain score: 1.0 at the cut-off
-    k = len(clf.class_names)
-    return (np.concatenate(probs) if probs else np.zeros((0, k)),
-            np.concatenate(scores) if scores else None)
-
-
-def predict_records(model: Any, records: Sequence[Record], *, batch_size: int = 32,
-                    task: Task | None = None, tta: bool = False) -> np.ndarray:
-    """Softmax outputs of ``model`` for ``records``, in order (streamed in batches).
-
-    With ``tta=True`` each batch goes through
-    :func:`pneumozoo.evaluation.tta.predict_tta` (the default shift/zoom views).
-    ``task`` is ignored (the model knows its own).
-    """
-    return score_records(model, records, batch_size=batch_size, tta=tta)[0]
-
-
-def evaluate(
-    model: Any,
-    data: str | Path | Sequence[Record],
-    *,
-    threshold: float | None = None,
-    batch_size: int = 32,
-    ci: bool = True,
-    n_boot: int = 1000,
-    tta: bool = False,
-    report_dir: str | Path | None = None,
-    on_out_of_domain: str = "flag",
-) -> EvaluationReport:
-    """Evaluate a model on a labelled split.
-
-    Args:
-        model: A pneumozoo model (e.g. from :func:`pneumozoo.load_pretrained`).
-        data: A folder with ``NORMAL/`` and ``PNEUMONIA/`` (one split, e.g. ``.../test``) or
-            records. For a 3-class model the subtype comes from the file names; a folder
-            whose names carry no subtype is scored normal vs pneumonia.
-        threshold: Decision threshold on P(pneumonia) in [0, 1]; defaults to the model's own.
-        batch_size: Inference batch size.
-        ci: Fill ``confidence_intervals`` with 95% bootstrap intervals, resampling patients
-            (ids parsed from the file names); see :func:`pneumozoo.evaluation.enrich_report`,
-            which also puts calibration (ECE) and operating points in ``extra``.
-        n_boot: Bootstrap resamples.
-        tta: Average the softmax over test-time augmentations
-            (:func:`pneumozoo.evaluation.tta.predict_tta`).
-        report_dir: Also write ``report.json`` and every figure there (figures need the
-            ``plot`` extra, checked before the model runs).
-        on_out_of_domain: For a model with a domain guard: ``flag`` (default: every film
-            counts; the in-domain films' metrics go beside, in ``extra["in_domain"]``),
-            ``skip`` (score in-domain films only) or ``fail`` (raise if any film is flagged).
-
-    Returns:
-        An :class:`EvaluationReport`; ``.to_dict()``/``.to_json()`` for JSON.
-
-    Raises:
-        PneumozooError: If ``model`` is not a pneumozoo model, ``data`` holds no film, or an
-            argument is out of range.
-        OutOfDomainError: With ``on_out_of_domain="fail"``, when a film is flagged.
-
-    Example:
-        >>> report = pneumozoo.evaluate(model, "chest_xray/test")  # doctest: +SKIP
-        >>> report.accuracy, report.auc  # doctest: +SKIP
-    """
-    from pneumozoo.errors import DataError, OutOfDomainError, PneumozooError
-    from pneumozoo.evaluation.enrich import enrich_report, write_report
-    from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
-    from pneumozoo.models.classifier import as_classifier
-    from pneumozoo.models.head import check_threshold
-
-    clf = as_classifier(model)
-    if threshold is not None:
-        threshold = check_threshold(threshold)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise PneumozooError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or (ci and n_boot < 1):
-        raise PneumozooError(f"n_boot must be a positive integer, got {n_boot!r}")
-    if on_out_of_domain not in OUT_OF_DOMAIN_POLICIES:
-        raise PneumozooError(f"on_out_of_domain must be one of {', '.join(OUT_OF_DOMAIN_POLICIES)}, "
-                             f"got {on_out_of_domain!r}")
-    if report_dir is not None:
-        from pneumozoo.plot import require_matplotlib
-
-        require_matplotlib()
-    threshold_source = "given" if threshold is not None else "model"
-    records = scan_folder(data) if isinstance(data, (str, Path)) else list(data)
-    if not records:
-        raise PneumozooError(f"nothing to evaluate: {data if isinstance(data, (str, Path)) else 'the list of records'} "
-                             "holds no labelled film (expected NORMAL/ and PNEUMONIA/ folders of images)")
-    names = list(clf.class_names)
-    scored_as = clf.task
-    try:
-        y: np.ndarray = np.asarray(targets(records, clf.task))
-    except DataError:
-        if clf.task != "3class":
-            raise
-        scored_as = "binary"  # a NORMAL/PNEUMONIA folder without bacteria/virus in the names
-        y = np.asarray(targets(records, "binary"))
-    probs, domain = score_records(clf, records, batch_size=batch_size, tta=tta)
-    if scored_as != clf.task:
-        p_sick = pneumonia_scores(probs)[:, None]
-        probs = np.concatenate([1.0 - p_sick, p_sick], axis=1)
-        names = ["normal", "pneumonia"]
-    in_domain = None if domain is None else domain <= 1.0
-    if in_domain is not None and not in_domain.all():
-        if on_out_of_domain == "fail":
-            first = int(np.argmin(in_domain))
-            raise OutOfDomainError(str(records[first].path), float(domain[first]))  # type: ignore[index]
-        if on_out_of_domain == "skip":
-            records = [r for r, keep in zip(records, in_domain, strict=True) if keep]
-            y, probs = y[in_domain], probs[in_domain]
-            if not records:
-                raise PneumozooError("every film is out of the model's domain: nothing left to score")
-    threshold = clf.threshold if threshold is None else threshold
-    report = report_from_predictions(y, probs, names, threshold=threshold)
-    report.extra["tta"] = tta
-    report.extra["threshold_source"] = threshold_source
-    if scored_as != clf.task:
-        report.extra["scored_as"] = ("binary: normal vs pneumonia (the file names carry no "
-                                     "bacteria/virus subtype)")
-    enrich_report(report, y, probs, patient_ids=[r.patient_id for r in records], ci=ci,
-                  n_boot=n_boot, temperature=clf.temperature)
-    if in_domain is not None:
-        report.out_of_domain_fraction = float(1.0 - in_domain.mean())
-        report.extra["on_out_of_domain"] = on_out_of_domain
-        if on_out_of_domain == "flag" and in_domain.any():
-            sub = report_from_predictions(y[in_domain], probs[in_domain], names, threshold=threshold)
-            report.extra["in_domain"] = {k: getattr(sub, k) for k in (
-                "n", "accuracy", "sensitivity", "specificity", "auc")}
-    if report_dir is not None:
-        write_report(report, y, probs, report_dir)
     return report

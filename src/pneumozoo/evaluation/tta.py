@@ -39,7 +39,7 @@ def _shift(batch: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def make_view(batch: np.ndarray, view: str, *, shift: float = 0.04, zoom: float = 0.08) -> np.ndarray:
-    """One deterministic view of a batch ``(N, H, W, 3)``.
+    """One deterministic view of a batch ``(N, H, W, C)`` (any number of channels).
 
     Args:
         batch: Images, 0..255.
@@ -105,9 +105,15 @@ def predict_tta(
 ) -> np.ndarray:
     """Softmax of ``model`` averaged over deterministic views of each image.
 
+    Every view goes through the model's one inference method
+    (:meth:`~pneumozoo.models.PneumoniaClassifier.predict_prepared`); a view whose size is not the
+    model's (the zoom-in crop, or films of another size) is prepared on the host first, as
+    :func:`pneumozoo.predict` prepares films.
+
     Args:
-        model: A zoo model (raw 0..255 RGB input of any size).
-        batch: Images ``(N, H, W, 3)`` (or one ``(H, W, 3)``), float or uint8, 0..255.
+        model: A pneumozoo model.
+        batch: Films ``(N, H, W, 1 | 3)`` (or one ``(H, W, 1 | 3)``), float or uint8,
+            0..255; usually prepared ones at the model's size.
         views: A preset of :data:`VIEW_PRESETS` (``"shift"``: identity, 4 shifts, zoom in)
             or a list of :data:`VIEWS`.
         hflip: Also average the mirrored film (off: anatomy is lateralised).
@@ -119,23 +125,26 @@ def predict_tta(
 
     Raises:
         UnknownNameError: For an unknown view or preset.
-        ValueError: If ``batch`` is not ``(N, H, W, 3)``.
+        ValueError: If ``batch`` is not ``(N, H, W, 1 | 3)``.
 
     Example:
         >>> probs = predict_tta(model, np.zeros((2, 192, 192, 3)))  # doctest: +SKIP
         >>> probs.shape  # doctest: +SKIP
         (2, 2)
     """
-    x = np.asarray(batch, dtype=np.float32)
+    from pneumozoo.models.classifier import as_classifier
+
+    clf = as_classifier(model)
+    x = np.asarray(batch)
     if x.ndim == 3:
         x = x[None]
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected images (N, H, W, 3), got shape {x.shape}")
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"expected images (N, H, W, 1) or (N, H, W, 3), got shape {x.shape}")
     names = _resolve(views, hflip)
     total: np.ndarray | None = None
     for name in names:
         view = np.ascontiguousarray(make_view(x, name, shift=shift, zoom=zoom))
-        probs = np.asarray(model.predict_on_batch(view), dtype=np.float64)
+        probs = clf.predict_prepared(view)[0]
         total = probs if total is None else total + probs
     assert total is not None
     return total / len(names)

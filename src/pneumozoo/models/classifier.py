@@ -13,9 +13,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from pneumozoo.data.records import Task
 from pneumozoo.models.head import ClassifierHead, check_threshold
 from pneumozoo.models.preprocessor import XrayPreprocessor
+from pneumozoo.rules import Task
 
 __all__ = ["PneumoniaClassifier", "as_classifier"]
 
@@ -32,9 +32,17 @@ class PneumoniaClassifier(keras.Model):
     """A functional Keras model that knows its preprocessing, its classes and its decision.
 
     Build one with :func:`pneumozoo.build_model`, load one with
-    :func:`pneumozoo.load_pretrained` or plain ``keras.saving.load_model``. Inputs are raw
-    pixels in 0..255; ``model.predict`` also takes a single film ``(H, W)``, ``(H, W, 1)``
-    or ``(H, W, 3)``, a list of films of different sizes, or a ``(N, H, W, 1)`` batch.
+    :func:`pneumozoo.load_pretrained` or plain ``keras.saving.load_model``; the same model runs
+    on every Keras backend (TensorFlow, JAX, PyTorch). Inputs are pixel arrays in 0..255 (or
+    floats in 0..1): ``model.predict`` takes one film ``(H, W)``, ``(H, W, 1)`` or
+    ``(H, W, 3)``, a list of such films of different sizes, or an ``(N, H, W, 1 | 3)`` batch
+    (any size, uint8 or float). It does not read files: for paths, bytes or PIL images use
+    :func:`pneumozoo.predict` (or :func:`pneumozoo.read_xray` to get the array).
+
+    :meth:`predict_prepared` is the one inference method every pneumozoo path uses
+    (:func:`pneumozoo.predict`, evaluation, the domain guard, test-time augmentation): a
+    prepared ``uint8 (N, size, size, 1 | 3)`` batch (see :meth:`prepare`) in, probabilities
+    and guard features out (:meth:`scores` turns the features into domain scores).
 
     Example:
         >>> import numpy as np
@@ -92,7 +100,7 @@ class PneumoniaClassifier(keras.Model):
     def prepare(self, film: Any, name: str = "array") -> np.ndarray:
         """One raw film -> the ``uint8 (size, size, C)`` pixels this model's graph sees.
 
-        Arrays go through :func:`pneumozoo.io.to_rgb_uint8` first, as in
+        Arrays go through :func:`pneumozoo.pixels.to_rgb_uint8` first, as in
         :func:`pneumozoo.predict`: floats in 0..1 are rescaled to 0..255.
 
         Args:
@@ -128,8 +136,10 @@ class PneumoniaClassifier(keras.Model):
         """``keras.Model.predict`` that also takes raw films (see the class docstring).
 
         Args:
-            x: One film, a list of films of any sizes, a ``(N, H, W, C)`` batch, or anything
-                ``keras.Model.predict`` takes (a dataset...).
+            x: One film ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``, a list of films of any
+                sizes, an ``(N, H, W, 1 | 3)`` batch (0..255, or floats in 0..1), or anything
+                ``keras.Model.predict`` takes (a dataset...). Not paths, bytes or PIL images:
+                :func:`pneumozoo.predict` reads those.
             batch_size: As in ``keras.Model.predict``.
             verbose: As in ``keras.Model.predict``.
             steps: As in ``keras.Model.predict``.
@@ -137,17 +147,21 @@ class PneumoniaClassifier(keras.Model):
 
         Returns:
             The ``(N, classes)`` probabilities, with the model's temperature applied.
+
+        Raises:
+            PneumozooError: For a path, bytes or a PIL image (one line saying what to use).
         """
+        _refuse_files(x)
         return super().predict(self._as_batch(x), batch_size=batch_size, verbose=verbose,
                                steps=steps, callbacks=callbacks)
 
     def _as_batch(self, x: Any) -> Any:
         """Films and lists of films -> one prepared batch; batches and datasets unchanged."""
         if isinstance(x, (list, tuple)) and x and all(isinstance(f, np.ndarray) for f in x):
-            return _rgb(np.stack([self.prepare(f, f"array {i}") for i, f in enumerate(x)]))
+            return np.stack([self.prepare(f, f"array {i}") for i, f in enumerate(x)])
         if isinstance(x, np.ndarray):
             if x.ndim in (2, 3):  # one film
-                return _rgb(self.prepare(x)[None])
+                return self.prepare(x)[None]
             if x.ndim == 4:
                 if x.shape[-1] not in (1, 3):
                     from pneumozoo.errors import InvalidImageError
@@ -156,11 +170,56 @@ class PneumoniaClassifier(keras.Model):
                 lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
                 if np.issubdtype(x.dtype, np.floating) and lo >= 0.0 and 0.0 < hi <= 1.0:
                     x = x * 255.0  # 0..1 floats, as read_xray reads them
-                return x if x.shape[-1] == 3 else np.repeat(x, 3, axis=-1)
+                return x
         return x
 
-    def scores(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities and guard distances of a prepared ``(N, size, size, C)`` batch.
+    def _scoring_model(self) -> keras.Model:
+        """``image -> [probabilities, guard features]``, cached per head temperature."""
+        head = self.head
+        cached = _FEATURE_MODELS.get(self)
+        if cached is None or cached[0] != head.temperature:  # rebuilt for a new temperature
+            cached = (head.temperature, keras.Model(self.inputs[0], [self.outputs[0], head.input[0]]))
+            _FEATURE_MODELS[self] = cached
+        return cached[1]
+
+    def _prepared(self, batch: Any) -> np.ndarray:
+        """A batch as the model's inference takes it: ``(N, size, size, 1 | 3)`` films; other
+        sizes are prepared on the host first (:meth:`XrayPreprocessor.prepare_batch`)."""
+        x = np.asarray(batch)
+        if x.ndim == 3:
+            x = x[..., None]
+        if x.ndim != 4 or x.shape[-1] not in (1, 3):
+            from pneumozoo.errors import InvalidImageError
+
+            raise InvalidImageError("batch", f"expected prepared films (N, {self.input_size}, "
+                                    f"{self.input_size}, 1 | 3), got shape {x.shape}")
+        if (x.shape[1] != self.input_size or x.shape[2] != self.input_size
+                or x.shape[-1] != self.preprocessor.channels):  # one traced shape per model
+            x = self.preprocessor.prepare_batch(x)
+        return x
+
+    def predict_prepared(self, batch: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and guard features of a prepared batch, in one forward pass.
+
+        The one call every pneumozoo inference path ends in (:meth:`scores`,
+        :meth:`features`, :func:`pneumozoo.predict`, evaluation, the guard, TTA).
+
+        Args:
+            batch: Prepared pixels ``(N, size, size, 1 | 3)`` (see :meth:`prepare`), uint8
+                (or whole-valued floats) in 0..255.
+
+        Returns:
+            ``(probabilities, features)``: float64 ``(N, classes)`` and ``(N, D)``.
+        """
+        x = self._prepared(batch)
+        if len(x) == 0:
+            return np.zeros((0, len(self.class_names))), np.zeros((0, int(self.head.input[0].shape[-1])))
+        probs, feats = self._scoring_model().predict_on_batch(x)
+        return (np.asarray(keras.ops.convert_to_numpy(probs), np.float64),
+                np.asarray(keras.ops.convert_to_numpy(feats), np.float64))
+
+    def scores(self, batch: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and domain scores of a prepared ``(N, size, size, 1 | 3)`` batch.
 
         One forward pass gives both (the guard reads the penultimate features).
 
@@ -169,21 +228,12 @@ class PneumoniaClassifier(keras.Model):
 
         Returns:
             ``(probabilities, distances)``: float64 ``(N, classes)`` and the guard's ``(N,)``
-            distances (``None`` for a model without a guard).
+            domain scores (``None`` for a model without a guard).
         """
-        head = self.head
-        x = _rgb(batch)
-        if head.guard_cutoff is None:
-            return np.asarray(self.predict_on_batch(x), np.float64), None
-        cached = _FEATURE_MODELS.get(self)
-        if cached is None or cached[0] != head.temperature:  # rebuilt for a new temperature
-            cached = (head.temperature, keras.Model(self.inputs, [self.outputs[0], head.input[0]]))
-            _FEATURE_MODELS[self] = cached
-        sub = cached[1]
-        probs, feats = sub.predict_on_batch(x)
-        return np.asarray(probs, np.float64), head.domain_distance(np.asarray(feats))
+        probs, feats = self.predict_prepared(batch)
+        return probs, self.head.domain_distance(feats)
 
-    def features(self, batch: np.ndarray) -> np.ndarray:
+    def features(self, batch: Any) -> np.ndarray:
         """Penultimate features (the head's input) of a prepared batch, float64.
 
         Args:
@@ -192,18 +242,27 @@ class PneumoniaClassifier(keras.Model):
         Returns:
             ``(N, D)`` float64 features, what the domain guard measures.
         """
-        head = self.head
-        sub = keras.Model(self.inputs, head.input[0])
-        x = np.asarray(batch, dtype=np.float32)
-        if x.shape[-1] == 1:
-            x = np.repeat(x, 3, axis=-1)
-        return np.asarray(sub.predict_on_batch(x), np.float64)
+        return self.predict_prepared(batch)[1]
 
 
-def _rgb(batch: np.ndarray) -> np.ndarray:
-    """A prepared ``(N, S, S, 1 | 3)`` batch as the float32 RGB the model's input takes."""
-    x = np.asarray(batch, dtype=np.float32)
-    return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
+def _refuse_files(x: Any) -> None:
+    """A one-line error for what ``model.predict`` cannot read (paths, bytes, PIL images)."""
+    import os
+
+    def is_file_like(v: Any) -> bool:
+        return (isinstance(v, (str, os.PathLike, bytes, bytearray, memoryview))
+                or type(v).__module__.startswith("PIL."))
+
+    if is_file_like(x) or (isinstance(x, (list, tuple)) and any(is_file_like(v) for v in x)):
+        from pneumozoo.errors import PneumozooError
+
+        what = "a PIL image" if type(x).__module__.startswith("PIL.") else (
+            "bytes" if isinstance(x, (bytes, bytearray, memoryview)) else
+            "a path" if isinstance(x, (str, os.PathLike)) else "a list of files or images")
+        raise PneumozooError(
+            f"model.predict takes pixel arrays (a film (H, W) or (H, W, C), a list of films, or an "
+            f"(N, H, W, C) batch, 0..255), not {what}; use pneumozoo.predict(model, inputs) for "
+            "paths, folders, bytes and PIL images, or pneumozoo.read_xray(source) to get the array")
 
 
 def as_classifier(model: Any, what: str = "model") -> PneumoniaClassifier:

@@ -15,12 +15,20 @@ import keras
 import numpy as np
 from keras import ops
 
-from pneumozoo.data.records import Task
+from pneumozoo.errors import ModelConfigError
+from pneumozoo.rules import (
+    TEMPERATURE_RANGE,
+    TEMPERATURE_RULE,
+    THRESHOLD_RULE,
+    Task,
+    decide,
+    is_temperature,
+    is_threshold,
+    pneumonia_scores,
+)
 
 __all__ = ["GUARD_MAX_COMPONENTS", "GUARD_PROJECTED_COMPONENTS", "TEMPERATURE_RANGE", "ClassifierHead", "PooledStats", "task_of_names"]
 
-#: Range of softmax temperatures a head accepts (outside it every film gets one label or NaN).
-TEMPERATURE_RANGE = (0.01, 100.0)
 
 
 def task_of_names(class_names: Sequence[str]) -> Task:
@@ -29,30 +37,17 @@ def task_of_names(class_names: Sequence[str]) -> Task:
 
 
 def check_temperature(temperature: Any) -> float:
-    """A softmax temperature as a float, refused unless finite and in :data:`TEMPERATURE_RANGE`."""
-    from pneumozoo.errors import ModelConfigError
-
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        t = float("nan")
-    lo, hi = TEMPERATURE_RANGE
-    if isinstance(temperature, bool) or not (math.isfinite(t) and lo <= t <= hi):
-        raise ModelConfigError(f"temperature must be a finite number in [{lo}, {hi}], got {temperature!r}")
-    return t
+    """A softmax temperature as a float, refused unless :func:`pneumozoo.rules.is_temperature`."""
+    if not is_temperature(temperature):
+        raise ModelConfigError(f"temperature must be {TEMPERATURE_RULE}, got {temperature!r}")
+    return float(temperature)
 
 
 def check_threshold(threshold: Any, what: str = "threshold") -> float:
-    """A decision threshold as a float, refused unless finite and in ``[0, 1]``."""
-    from pneumozoo.errors import ModelConfigError
-
-    try:
-        t = float(threshold)
-    except (TypeError, ValueError):
-        raise ModelConfigError(f"{what} must be a number in [0, 1], got {threshold!r}") from None
-    if isinstance(threshold, bool) or not (math.isfinite(t) and 0.0 <= t <= 1.0):
-        raise ModelConfigError(f"{what} must be a finite number in [0, 1], got {threshold!r}")
-    return t
+    """A decision threshold as a float, refused unless :func:`pneumozoo.rules.is_threshold`."""
+    if not is_threshold(threshold):
+        raise ModelConfigError(f"{what} must be {THRESHOLD_RULE}, got {threshold!r}")
+    return float(threshold)
 
 
 #: Guard blocks wider than this are projected onto their first principal components...
@@ -225,11 +220,9 @@ class ClassifierHead(keras.layers.Layer):
         Returns:
             One class name per row.
         """
-        from pneumozoo.evaluation.metrics import pneumonia_scores
-
         t = self.threshold if threshold is None else check_threshold(threshold)
         p = np.asarray(probabilities, dtype=np.float64)
-        sick = pneumonia_scores(p) >= t
+        sick = decide(pneumonia_scores(p), t)
         which = 1 + np.argmax(p[:, 1:], axis=1)
         return [self.class_names[int(w)] if s else self.class_names[0]
                 for s, w in zip(sick, which, strict=True)]

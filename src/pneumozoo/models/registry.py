@@ -10,10 +10,12 @@ from typing import Any
 
 import keras
 
+from pneumozoo.backend import resolve_precision
 from pneumozoo.errors import ModelConfigError, PneumozooError, UnknownNameError
 from pneumozoo.models.classifier import PneumoniaClassifier, as_classifier
 from pneumozoo.models.head import ClassifierHead, PooledStats
 from pneumozoo.models.preprocessor import NORMALIZATIONS, XrayPreprocessor
+from pneumozoo.rules import default_class_names
 
 __all__ = [
     "ModelInfo",
@@ -175,32 +177,6 @@ def _dtype_policy(precision: str) -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def resolve_precision(precision: str) -> str:
-    """Turn ``"auto"`` into ``mixed_float16`` when a GPU is present, else ``float32``.
-
-    Args:
-        precision: ``auto``, ``float32``, ``mixed_float16`` or ``mixed_bfloat16``.
-
-    Returns:
-        A Keras dtype policy name (anything but ``auto`` is returned as is).
-
-    Raises:
-        UnknownNameError: For another value.
-
-    Example:
-        >>> resolve_precision("mixed_bfloat16")
-        'mixed_bfloat16'
-    """
-    valid = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-    if precision not in valid:
-        raise UnknownNameError("precision", precision, list(valid))
-    if precision != "auto":
-        return precision
-    import tensorflow as tf
-
-    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
-
-
 def wrap_classifier(
     features_fn: Callable[[Any], Any],
     *,
@@ -287,10 +263,7 @@ def build_model(
     info = get_model_info(arch)
     size = int(input_size or info.input_size)
     if class_names is None:
-        from pneumozoo.data.records import BINARY_CLASSES, THREE_CLASSES
-
-        defaults = {2: BINARY_CLASSES, 3: THREE_CLASSES}
-        class_names = defaults.get(num_classes, tuple(f"class_{i}" for i in range(num_classes)))
+        class_names = default_class_names(num_classes)
     if len(class_names) != num_classes:
         raise ModelConfigError(f"{len(class_names)} class names given for {num_classes} classes")
     backbone_weights = "imagenet" if weights == "imagenet" else None
@@ -328,10 +301,16 @@ def build_model(
 
 
 def _load_into(model: keras.Model, path: Path) -> None:
-    from pneumozoo.pretrained.folder import load_model_file
+    """Copy the weights of a ``.keras`` file (or a Keras folder) into ``model``.
 
-    source = load_model_file(path)
-    model.set_weights(source.get_weights())
+    Only the weights are read (``model.load_weights``): the file's config is never run, so a
+    checkpoint needs none of the model-folder checks of :mod:`pneumozoo.pretrained`.
+    """
+    source = path / "model.weights.h5" if path.is_dir() else path
+    if not source.is_file():
+        raise ModelConfigError(f"{path}: no Keras weights there (expected a .keras file, a "
+                               ".weights.h5 file or a Keras folder with model.weights.h5)")
+    model.load_weights(str(source))
 
 
 def class_names_of(model: keras.Model) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ __all__ = [
     "get_pretrained_config",
     "list_pretrained",
     "load_folder",
+    "load_keras_file",
     "load_model_file",
     "load_pretrained",
     "model_card",
@@ -34,13 +35,15 @@ __all__ = [
 # The folder functions need Keras (and so TensorFlow): imported on first use, so listing the
 # registry (``pneumozoo models``) stays free of TensorFlow.
 _FOLDER_NAMES = frozenset(
-    {"check_config_safe", "load_folder", "load_model_file", "save_folder", "verify_folder"}
+    {"check_config_safe", "load_folder", "load_keras_file", "load_model_file", "save_folder",
+     "verify_folder"}
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from pneumozoo.pretrained.folder import (
         check_config_safe,
         load_folder,
+        load_keras_file,
         load_model_file,
         save_folder,
         verify_folder,

@@ -175,11 +175,66 @@ def load_folder(folder: str | Path, *, source: str = "") -> keras.Model:
         >>> model.threshold  # doctest: +SKIP
     """
     folder = Path(folder)
+    if not (folder / CONFIG_FILE).exists():
+        _no_config(folder)
     config = PretrainedConfig.read(folder, source=source or str(folder))
     verify_folder(folder, config)
     model = load_model_file(folder)
     _check_outputs(model, config, folder)
     return _as_current(model, config, folder)
+
+
+def _no_config(folder: Path) -> None:
+    """A folder without ``pneumozoo.json``: say what it is and how to make a release folder."""
+    keras_files = sorted(p.name for p in folder.glob("*.keras"))
+    how = ("make a release folder with: from pneumozoo.pretrained import PretrainedConfig, "
+           "save_folder; save_folder(model, 'DIR', PretrainedConfig.from_model(model, "
+           "name='NAME'))")
+    if keras_files:
+        raise PneumozooError(f"{folder}: not a pneumozoo model folder (no {CONFIG_FILE}); it "
+                             f"holds {', '.join(keras_files)}: load that file itself "
+                             f"(load_pretrained('{folder / keras_files[0]}')), or {how}")
+    raise PneumozooError(f"{folder}: not a pneumozoo model folder (no {CONFIG_FILE}); {how}")
+
+
+def load_keras_file(path: str | Path) -> keras.Model:
+    """Load a pneumozoo model saved with ``model.save("mine.keras")``.
+
+    The model carries its settings (class names, threshold, guard) in its Keras config, so
+    the file is enough: it is loaded with ``safe_mode`` and the same safety check as a
+    folder. A bare file has no published sha256 to verify; its sha256 is computed, logged
+    (logger ``pneumozoo.pretrained``) and kept as ``model.source_sha256``, so a run can
+    record exactly which weights it used.
+
+    Args:
+        path: The ``.keras`` file.
+
+    Returns:
+        The uncompiled :class:`~pneumozoo.models.PneumoniaClassifier`.
+
+    Raises:
+        UnsafeModelError: If the config would run code.
+        PneumozooError: If the file is not a Keras model or not a pneumozoo model.
+
+    Example:
+        >>> model = load_keras_file("mine.keras")  # doctest: +SKIP
+        >>> model.source_sha256  # doctest: +SKIP
+    """
+    import logging
+
+    from pneumozoo.models.classifier import PneumoniaClassifier
+
+    path = Path(path)
+    digest = sha256_file(path)
+    model = load_model_file(path)
+    if not isinstance(model, PneumoniaClassifier):
+        raise PneumozooError(f"{path}: not a pneumozoo model (its Keras config holds a "
+                             f"{type(model).__name__}, not a PneumoniaClassifier); build one "
+                             "with pneumozoo.build_model")
+    model.source_sha256 = digest
+    logging.getLogger("pneumozoo.pretrained").info("loaded %s (sha256 %s; a bare .keras file "
+                                                   "has no published hash to check)", path, digest)
+    return model
 
 
 def _check_outputs(model: keras.Model, config: PretrainedConfig, folder: Path) -> None:

@@ -128,7 +128,10 @@ def load_pretrained(
     Args:
         name: A registry name (see :func:`list_pretrained`; None means the default model),
             ``hf://owner/repo`` or ``hf://owner/repo@revision`` for a Hub repo in pneumozoo's
-            format, or a local model folder.
+            format, a local model folder, or a ``.keras`` file saved with ``model.save`` (the
+            model carries its settings; loaded with ``safe_mode`` and the same safety check;
+            its sha256 is computed and logged, and kept as ``model.source_sha256``, but there
+            is no published hash to check it against, as a folder has).
         revision: Hub revision (branch, tag or commit) when ``name`` is ``hf://`` without one.
         cache_dir: Hub cache folder (defaults to the usual Hugging Face cache).
 
@@ -165,6 +168,10 @@ def load_pretrained(
     path = Path(text).expanduser()
     if path.is_dir():
         return load_folder(path, source=str(path))
+    if path.is_file() and path.suffix == ".keras":
+        from pneumozoo.pretrained.folder import load_keras_file
+
+        return load_keras_file(path)
     if text in _entries():
         _, folder = _entries()[text]
         return load_folder(folder, source="bundled")

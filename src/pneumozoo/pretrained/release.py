@@ -57,7 +57,8 @@ def prepare_release(
         >>> calibrated, config = prepare_release(model, val, name="mine", architecture="xraynet")  # doctest: +SKIP
     """
     from pneumozoo.evaluation.calibration import recalibrate
-    from pneumozoo.evaluation.report import predict_records, report_from_predictions
+    from pneumozoo.evaluation.report import report_from_predictions
+    from pneumozoo.evaluation.scoring import predict_records
     from pneumozoo.models.classifier import as_classifier
 
     clf = as_classifier(model)

@@ -26,6 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from pneumozoo.errors import ModelMetadataError
+from pneumozoo.rules import (
+    INPUT_SIZE_RANGE,
+    INPUT_SIZE_RULE,
+    TEMPERATURE_RANGE,
+    TEMPERATURE_RULE,
+    THRESHOLD_RULE,
+    is_input_size,
+    is_temperature,
+    is_threshold,
+)
 
 __all__ = [
     "FIELDS",
@@ -52,10 +62,6 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_KERAS_CONFIG_BYTES = 32 << 20
 #: Deepest nesting of objects and arrays accepted in any model JSON file.
 MAX_JSON_DEPTH = 64
-#: Square input sizes (pixels) a model may declare or resize to.
-INPUT_SIZE_RANGE = (16, 2048)
-#: Softmax temperatures accepted (the range pneumozoo's classifier head accepts).
-TEMPERATURE_RANGE = (0.01, 100.0)
 #: Tasks and the number of class names each has.
 TASKS = {"binary": 2, "3class": 3}
 
@@ -105,26 +111,23 @@ def _show(value: Any) -> str:
 
 
 def check_threshold(value: Any) -> float:
-    """A decision threshold: a finite number in ``[0, 1]``."""
-    if not _finite_in(value, 0.0, 1.0):
-        raise Invalid(f"must be a finite number in [0, 1], got {_show(value)}")
+    """A decision threshold (:func:`pneumozoo.rules.is_threshold`)."""
+    if not is_threshold(value):
+        raise Invalid(f"must be {THRESHOLD_RULE}, got {_show(value)}")
     return float(value)
 
 
 def check_temperature(value: Any) -> float:
-    """A softmax temperature: a finite number in :data:`TEMPERATURE_RANGE`."""
-    lo, hi = TEMPERATURE_RANGE
-    if not _finite_in(value, lo, hi):
-        raise Invalid(f"must be a finite number in [{lo:g}, {hi:g}], got {_show(value)}")
+    """A softmax temperature (:func:`pneumozoo.rules.is_temperature`)."""
+    if not is_temperature(value):
+        raise Invalid(f"must be {TEMPERATURE_RULE}, got {_show(value)}")
     return float(value)
 
 
 def check_input_size(value: Any) -> int:
-    """A side in pixels: an integer in :data:`INPUT_SIZE_RANGE`."""
-    lo, hi = INPUT_SIZE_RANGE
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) \
-            or not lo <= int(value) <= hi:
-        raise Invalid(f"must be an integer in {lo}..{hi}, got {_show(value)}")
+    """A side in pixels (:func:`pneumozoo.rules.is_input_size`)."""
+    if not is_input_size(value):
+        raise Invalid(f"must be {INPUT_SIZE_RULE}, got {_show(value)}")
     return int(value)
 
 
