@@ -157,8 +157,7 @@ def throughput(train: list[Any], test: list[Any], *, batch: int, epochs: int,
 
 def retrain(data: Path, *, quick: bool, limit: int | None) -> dict[str, Any]:
     """(d): the default recipe from scratch, with its once-only test evaluation."""
-    from pneumozoo.pretrained import list_pretrained
-    from pneumozoo.recipe import get_recipe
+    from pneumozoo.pretrained import get_recipe, list_pretrained
     from pneumozoo.run import run_recipe
 
     recipe = get_recipe("xraynet-binary-v2")

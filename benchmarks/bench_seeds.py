@@ -80,7 +80,7 @@ def run_one(model_name: str, seed: int, work: Path, data: Path, epochs: int | No
     from pneumozoo.data import scan_split, targets
     from pneumozoo.evaluation.metrics import pneumonia_scores
     from pneumozoo.evaluation.scoring import predict_records
-    from pneumozoo.recipe import get_recipe
+    from pneumozoo.pretrained import get_recipe
     from pneumozoo.run import deterministic_ops, recipe_records, run_recipe, split
 
     deterministic_ops()  # as recipes/<name>.py runs it

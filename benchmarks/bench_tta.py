@@ -1,7 +1,7 @@
 """Test-time augmentation: its cost (images/s) and its effect (test metrics) for a zoo model.
 
 Both passes run in the same process on the same images, at the model's shipped threshold:
-plain ``evaluate`` vs ``evaluate(tta=True)`` (the views of :mod:`pneumozoo.evaluation.tta`).
+plain ``evaluate`` vs ``evaluate(tta=True)`` (the views of :mod:`pneumozoo.tta`).
 
     python benchmarks/bench_tta.py [--model NAME] [--quick]
 """

@@ -79,10 +79,10 @@ API_MODULES: list[tuple[str, str]] = [
     ("pneumozoo.evaluation.bootstrap", "evaluation.bootstrap"),
     ("pneumozoo.evaluation.thresholds", "evaluation.thresholds"),
     ("pneumozoo.evaluation.calibration", "evaluation.calibration"),
-    ("pneumozoo.evaluation.tta", "evaluation.tta"),
     ("pneumozoo.evaluation.external", "evaluation.external"),
     ("pneumozoo.evaluation.enrich", "evaluation.enrich"),
     ("pneumozoo.prediction", "predict"),
+    ("pneumozoo.tta", "tta: test-time augmentation"),
     ("pneumozoo.guard", "guard: the domain guard"),
     ("pneumozoo.adapt", "adapt: site adaptation"),
     ("pneumozoo.screening", "screening: an archive, locally or on Ray"),
@@ -656,7 +656,7 @@ def recipes() -> list[dict[str, Any]]:
     """Every zoo recipe (``pneumozoo.recipe.ZOO_RECIPES``) as a dict, with the script that
     runs it (``recipes/<name>.py``) when there is one."""
     _import_src()
-    from pneumozoo.recipe import list_recipes
+    from pneumozoo.pretrained import list_recipes
 
     found = []
     for recipe in list_recipes():

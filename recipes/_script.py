@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from pneumozoo.recipe import get_recipe
+from pneumozoo.pretrained import get_recipe
 from pneumozoo.run import run_zoo_recipe
 
 

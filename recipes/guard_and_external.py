@@ -64,9 +64,9 @@ def measure(model: Any, data: Path) -> dict[str, Any]:
 def run(name: str, data: Path, out: Path) -> dict[str, Any]:
     import pneumozoo
     from pneumozoo.guard import fit_guard, guard_features
+    from pneumozoo.pretrained import get_recipe
     from pneumozoo.pretrained.config import PretrainedConfig
     from pneumozoo.pretrained.release import update_release
-    from pneumozoo.recipe import get_recipe
     from pneumozoo.run import split, training_records
 
     folder = BUNDLED / name

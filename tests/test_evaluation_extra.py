@@ -329,7 +329,7 @@ def test_tta_gives_valid_probabilities_close_to_plain_prediction(model, images) 
 
 
 def test_tta_views_move_the_film_a_few_percent() -> None:
-    from pneumozoo.evaluation.tta import VIEW_PRESETS, make_view
+    from pneumozoo.tta import VIEW_PRESETS, make_view
 
     batch = np.zeros((1, 50, 100, 3), dtype=np.float32)
     batch[0, 20, 40] = 255

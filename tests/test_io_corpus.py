@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import pneumozoo.io as pneumozoo_io
+import pneumozoo.pixels
 from pneumozoo.errors import InvalidImageError
 from pneumozoo.io import (
     MAX_PIXELS,
@@ -571,7 +571,7 @@ def test_pixel_limit_applies_to_arrays_and_pil_images(monkeypatch: pytest.Monkey
     huge = np.broadcast_to(np.uint8(7), (8193, 8192))
     err = check_error(huge, "over the", "limit")
     assert "8192x8193" in str(err)
-    monkeypatch.setattr(pneumozoo_io, "MAX_PIXELS", 32 * 32)
+    monkeypatch.setattr(pneumozoo.pixels, "MAX_PIXELS", 32 * 32)  # the one limit
     check_error(Image.new("L", (33, 32)), "over the", "limit")
     check_error(noise((33, 32)), "over the", "limit")
     check_image(read_xray(Image.new("L", (32, 32))), (32, 32))

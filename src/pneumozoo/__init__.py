@@ -56,8 +56,8 @@ _EXPORTS: dict[str, str] = {
     "push_to_hub": "pneumozoo.hub",
     "Recipe": "pneumozoo.recipe",
     "screen": "pneumozoo.screening",
-    "get_recipe": "pneumozoo.recipe",
-    "list_recipes": "pneumozoo.recipe",
+    "get_recipe": "pneumozoo.pretrained",
+    "list_recipes": "pneumozoo.pretrained",
     "FitResult": "pneumozoo.train",
     "fit": "pneumozoo.train",
 }
@@ -141,8 +141,14 @@ if TYPE_CHECKING:  # pragma: no cover
         set_backbone_trainable,
     )
     from pneumozoo.prediction import Prediction, predict
-    from pneumozoo.pretrained import PretrainedConfig, list_pretrained, load_pretrained
-    from pneumozoo.recipe import Recipe, get_recipe, list_recipes
+    from pneumozoo.pretrained import (
+        PretrainedConfig,
+        get_recipe,
+        list_pretrained,
+        list_recipes,
+        load_pretrained,
+    )
+    from pneumozoo.recipe import Recipe
     from pneumozoo.screening import screen
     from pneumozoo.train import FitResult, fit
 

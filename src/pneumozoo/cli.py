@@ -351,8 +351,7 @@ _RECIPE_OPTIONS = ("arch", "task", "input_size", "epochs", "batch_size", "learni
                   "(resumes if re-run)", _train_args)
 def _train(args: argparse.Namespace) -> int:
     from pneumozoo.distribute import get_strategy
-    from pneumozoo.recipe import recipe_for
-    from pneumozoo.run import check_recipe, run_recipe
+    from pneumozoo.run import check_recipe, recipe_for, run_recipe
 
     out = Path(args.out).expanduser()
     recipe = recipe_for(args.recipe, name=out.name, balance=args.balance,

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from pneumozoo import pixels
 from pneumozoo.errors import InvalidImageError
-from pneumozoo.pixels import MAX_PIXELS, to_rgb_uint8
+from pneumozoo.pixels import to_rgb_uint8
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -118,9 +119,9 @@ def _first_frame(ds: Dataset, name: str) -> np.ndarray:
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if rows < 1 or cols < 1:
         raise InvalidImageError(name, f"DICOM image has no pixels (Rows={rows}, Columns={cols})")
-    if rows * cols > MAX_PIXELS:
+    if rows * cols > pixels.MAX_PIXELS:
         raise InvalidImageError(
-            name, f"DICOM image is {cols}x{rows} pixels, over the {MAX_PIXELS} limit"
+            name, f"DICOM image is {cols}x{rows} pixels, over the {pixels.MAX_PIXELS} limit"
         )
     file_meta = getattr(ds, "file_meta", None)
     tsyntax = getattr(file_meta, "TransferSyntaxUID", None) if file_meta is not None else None

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pneumozoo import pixels
 from pneumozoo.dicom import read_dicom
 from pneumozoo.errors import InvalidImageError
 from pneumozoo.pixels import MAX_PIXELS, to_rgb_uint8
@@ -150,8 +151,8 @@ def _pil_to_array(img: Image.Image, name: str) -> np.ndarray:
     w, h = img.size
     if w < 1 or h < 1:
         raise InvalidImageError(name, "image has no pixels")
-    if w * h > MAX_PIXELS:
-        raise InvalidImageError(name, f"image is {w}x{h} pixels, over the {MAX_PIXELS} limit")
+    if w * h > pixels.MAX_PIXELS:  # read at call time: the one limit, in pneumozoo.pixels
+        raise InvalidImageError(name, f"image is {w}x{h} pixels, over the {pixels.MAX_PIXELS} limit")
     with contextlib.suppress(Exception):  # a broken EXIF block should not sink a good film
         img = ImageOps.exif_transpose(img) or img
     mode = img.mode
@@ -213,9 +214,9 @@ def _open_pil(fp: Any, name: str, min_side: int | None = None) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(fp) as img:
                 w, h = img.size
-                if w * h > MAX_PIXELS:
+                if w * h > pixels.MAX_PIXELS:
                     raise InvalidImageError(
-                        name, f"image claims {w}x{h} pixels, over the {MAX_PIXELS} limit"
+                        name, f"image claims {w}x{h} pixels, over the {pixels.MAX_PIXELS} limit"
                     )
                 _draft(img, min_side)
                 img.load()

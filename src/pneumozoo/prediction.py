@@ -18,6 +18,7 @@ from pneumozoo.io import ImageSource, describe_source, read_xray
 from pneumozoo.models.classifier import PneumoniaClassifier
 from pneumozoo.rules import in_domain as in_domain_of
 from pneumozoo.rules import pneumonia_scores
+from pneumozoo.tta import predict_tta
 
 __all__ = ["OUT_OF_DOMAIN_POLICIES", "Prediction", "iter_predictions", "predict"]
 
@@ -229,8 +230,6 @@ def _predict_batch(model: PneumoniaClassifier, batch: np.ndarray, *,
     over the views (the domain score stays the film's own)."""
     probs, dist = model.scores(batch)
     if tta:
-        from pneumozoo.evaluation.tta import predict_tta
-
         probs = np.asarray(predict_tta(model, batch), dtype=np.float64)
     return probs, dist
 

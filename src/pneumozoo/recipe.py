@@ -5,7 +5,8 @@ A :class:`Recipe` says everything that defines a run: the architecture, the data
 training settings, and how the finished model is calibrated (temperature, threshold rule,
 domain guard). :data:`ZOO_RECIPES` holds the recipe of every zoo model, so ``pneumozoo train
 --recipe xraynet-binary-v2 DATA`` reruns it. This module only describes runs (it imports no
-Keras); :func:`pneumozoo.run.run_recipe` is the one function that runs one.
+Keras); the zoo's registry (:mod:`pneumozoo.pretrained.registry`) keys each recipe to its
+architecture and weights, and :func:`pneumozoo.run.run_recipe` is the one function that runs one.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from typing import Any
 from pneumozoo.errors import PneumozooError, UnknownNameError
 from pneumozoo.rules import TASKS
 
-__all__ = ["BALANCES", "OPTIMIZERS", "SCHEDULES", "TASKS", "THRESHOLD_RULES", "ZOO_RECIPES", "Recipe",
-           "get_recipe", "list_recipes", "recipe_for"]
+__all__ = ["BALANCES", "OPTIMIZERS", "SCHEDULES", "TASKS", "THRESHOLD_RULES", "ZOO_RECIPES", "Recipe"]
 
 #: Learning-rate schedules (:func:`pneumozoo.train.compile_model`).
 SCHEDULES = ("plateau", "cosine", "exponential", "constant")
@@ -27,7 +27,7 @@ SCHEDULES = ("plateau", "cosine", "exponential", "constant")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 #: Threshold rules a recipe can declare (the ones that need no target).
 THRESHOLD_RULES = ("calibrated", "youden", "youden-margin")
-#: How the classes are balanced (:func:`recipe_for`): loss weights, oversampling, or not at all.
+#: How the classes are balanced (:func:`pneumozoo.run.recipe_for`): loss weights, oversampling, or not at all.
 BALANCES = ("weights", "oversample", "none")
 
 
@@ -192,74 +192,3 @@ ZOO_RECIPES: dict[str, Recipe] = {r.name: r for r in (
                     "published 5-block CNN, for CPUs and large batches.",
     ),
 )}
-
-
-def get_recipe(name: str) -> Recipe:
-    """The recipe of a zoo model.
-
-    Args:
-        name: A zoo model's name (see :data:`ZOO_RECIPES`).
-
-    Returns:
-        Its :class:`Recipe`.
-
-    Raises:
-        UnknownNameError: Listing the zoo's recipes.
-
-    Example:
-        >>> get_recipe("cnn4-binary").epochs
-        20
-    """
-    if name not in ZOO_RECIPES:
-        raise UnknownNameError("recipe", name, list(ZOO_RECIPES))
-    return ZOO_RECIPES[name]
-
-
-def list_recipes() -> list[Recipe]:
-    """Every zoo recipe, the default model's first.
-
-    Returns:
-        The :class:`Recipe` of every zoo model.
-
-    Example:
-        >>> list_recipes()[0].name
-        'xraynet-binary-v2'
-    """
-    return list(ZOO_RECIPES.values())
-
-
-def recipe_for(base: str | None = None, *, name: str = "custom", balance: str | None = None,
-               **settings: Any) -> Recipe:
-    """The recipe of one run: a zoo recipe (``base``) or the default one, with changes.
-
-    What ``pneumozoo train`` builds from its options.
-
-    Args:
-        base: A zoo recipe's name (see :data:`ZOO_RECIPES`), or ``None`` for ``Recipe()``.
-        name: The run's name when there is no ``base`` (a zoo recipe keeps its own).
-        balance: One of :data:`BALANCES` (``None``: the recipe's own).
-        **settings: Recipe settings to change; ``None`` values are left as they are.
-
-    Returns:
-        The :class:`Recipe`.
-
-    Raises:
-        UnknownNameError: For an unknown zoo recipe, balance or setting.
-
-    Example:
-        >>> recipe_for("cnn4-binary", epochs=2, seed=None).epochs
-        2
-        >>> recipe_for(name="run", balance="oversample").oversample
-        True
-    """
-    recipe = get_recipe(base) if base else Recipe(name=name)
-    changes = {key: value for key, value in settings.items() if value is not None}
-    if balance is not None:
-        if balance not in BALANCES:
-            raise UnknownNameError("balance", balance, list(BALANCES))
-        changes["class_weight"] = "balanced" if balance == "weights" else None
-        changes["oversample"] = balance == "oversample"
-    if not base:
-        changes.setdefault("description", f"{changes.get('arch', recipe.arch)} trained with "
-                                          "`pneumozoo train`")
-    return recipe.with_(**changes)

@@ -8,7 +8,7 @@ the model folder (:func:`pneumozoo.pretrained.release.write_release`). :mod:`pne
 only describes runs; this module runs them.
 
 Example:
-    >>> from pneumozoo.recipe import get_recipe
+    >>> from pneumozoo import get_recipe
     >>> run_recipe(get_recipe("cnn4-binary"), "chest_xray", out="models/cnn4")  # doctest: +SKIP
 """
 
@@ -36,19 +36,20 @@ from pneumozoo.data.validate import validate_records
 from pneumozoo.distribute import get_strategy, is_chief
 from pneumozoo.errors import DataError, PneumozooError, UnknownNameError
 from pneumozoo.evaluation import evaluate
+from pneumozoo.evaluation.calibration import recalibrate
 from pneumozoo.evaluation.metrics import binary_metrics, pneumonia_scores
-from pneumozoo.evaluation.scoring import predict_records
+from pneumozoo.evaluation.scoring import FilmScores, predict_records, score_films
 from pneumozoo.evaluation.thresholds import choose_threshold
 from pneumozoo.models import build_model
 from pneumozoo.models.preprocessor import NORMALIZATIONS
 from pneumozoo.models.registry import get_model_info
-from pneumozoo.pretrained import load_pretrained
+from pneumozoo.pretrained import get_recipe, load_pretrained
 from pneumozoo.pretrained.release import prepare_release, write_release
-from pneumozoo.recipe import Recipe, get_recipe
+from pneumozoo.recipe import BALANCES, Recipe
 from pneumozoo.train import fit
 
-__all__ = ["LOCK_FILE", "check_recipe", "deterministic_ops", "output_lock", "run_recipe",
-           "run_zoo_recipe"]
+__all__ = ["LOCK_FILE", "check_recipe", "deterministic_ops", "output_lock", "recipe_for",
+           "run_recipe", "run_zoo_recipe"]
 
 #: Lock file a run keeps in its checkpoint folder while it trains and writes.
 LOCK_FILE = ".pneumozoo-train.lock"
@@ -319,13 +320,20 @@ def _run_locked(recipe: Recipe, data: str | Path, records: list[Record], *, out:
     """:func:`run_recipe` once its checks passed and its lock is held."""
     train, val = split(recipe, records)
     log(f"[{recipe.name}] train {len(train)}  validation {len(val)}")
+    # Keras validates on `val` every epoch to pick the best checkpoint; after training the
+    # validation films go through the trained model once (`score_films`), and the temperature,
+    # threshold, guard cut-off, validation metrics and operating points all read those scores.
     result = fit(model, train, val, recipe=recipe, checkpoint_dir=ckpt, strategy=strategy,
-                 jit_compile=jit_compile, verbose=verbose)
+                 jit_compile=jit_compile, verbose=verbose, recalibrate=False)
     log(f"[{recipe.name}] best {result.monitor} {result.best_value:.4f} at epoch {result.best_epoch}")
+    val_scores = score_films(model, val, batch_size=recipe.batch_size)
+    calibration = recalibrate(model, val, train=train, threshold_rule=recipe.threshold_rule,
+                              guard_quantile=recipe.guard_quantile, batch_size=recipe.batch_size,
+                              scores=val_scores)
     model, config = prepare_release(
         model, val, name=recipe.name, architecture=recipe.arch,
         threshold_rule=recipe.threshold_rule, description=recipe.description,
-        calibration=result.extra["calibration"],
+        calibration=calibration, scores=val_scores,
         training={
             "data": Path(data).name,  # the folder's name: no machine paths in a card
             "train_images": len(train),
@@ -339,7 +347,8 @@ def _run_locked(recipe: Recipe, data: str | Path, records: list[Record], *, out:
         })
     log(f"[{recipe.name}] validation: T={model.temperature:.4f} threshold={model.threshold:.4f}")
     if test:
-        config = replace(config, metrics={"test": test_metrics(model, data, val), **config.metrics})
+        config = replace(config, metrics={"test": test_metrics(model, data, val, val_scores),
+                                          **config.metrics})
     if not chief:
         return model, config  # only the chief writes the model folder
     written = write_release(model, config, out)
@@ -359,9 +368,11 @@ def _machine(arch: str) -> str:
         if len(gpus) > 1 else f"{gpus[0].description or gpus[0].name} ({backend.name()})"
 
 
-def test_metrics(model: Any, data: str | Path, validation: list[Any]) -> dict[str, Any]:
+def test_metrics(model: Any, data: str | Path, validation: list[Any],
+                 val_scores: FilmScores | None = None) -> dict[str, Any]:
     """The once-only test evaluation of a release: metrics at the model's threshold with
-    patient-bootstrap CIs, and the test metrics at operating points chosen on validation."""
+    patient-bootstrap CIs, and the test metrics at operating points chosen on validation
+    (read from ``val_scores`` when given, the validation films' scores by this model)."""
     test = scan_split(Path(data), "test")
     report = evaluate(model, test, n_boot=1000)
     out = report.to_dict()
@@ -369,7 +380,9 @@ def test_metrics(model: Any, data: str | Path, validation: list[Any]) -> dict[st
     # Operating points chosen on validation (pre-declared targets), reported on test: what a
     # user who needs a given sensitivity can expect. The shipped threshold stays the recipe's.
     y_val = np.asarray(targets(validation, model.task))
-    s_val = pneumonia_scores(predict_records(model, validation))
+    val_probs = (val_scores.at_temperature(model.temperature) if val_scores is not None
+                 else predict_records(model, validation))
+    s_val = pneumonia_scores(val_probs)
     y_test = np.asarray(targets(test, model.task))
     s_test = pneumonia_scores(predict_records(model, test))
     points = []
@@ -412,3 +425,41 @@ def run_zoo_recipe(name: str, data: str | Path, *, models: str | Path = "models"
     return run_recipe(recipe, data, out=Path(models) / name,
                       checkpoint_dir=Path(runs) / name / "checkpoint", test=True, limit=limit,
                       deterministic=True)
+
+
+def recipe_for(base: str | None = None, *, name: str = "custom", balance: str | None = None,
+               **settings: Any) -> Recipe:
+    """The recipe of one run: a zoo recipe (``base``) or the default one, with changes.
+
+    What ``pneumozoo train`` builds from its options.
+
+    Args:
+        base: A zoo recipe's name (see :func:`pneumozoo.list_recipes`), or ``None`` for
+            ``Recipe()``.
+        name: The run's name when there is no ``base`` (a zoo recipe keeps its own).
+        balance: One of :data:`pneumozoo.recipe.BALANCES` (``None``: the recipe's own).
+        **settings: Recipe settings to change; ``None`` values are left as they are.
+
+    Returns:
+        The :class:`Recipe`.
+
+    Raises:
+        UnknownNameError: For an unknown zoo recipe, balance or setting.
+
+    Example:
+        >>> recipe_for("cnn4-binary", epochs=2, seed=None).epochs
+        2
+        >>> recipe_for(name="run", balance="oversample").oversample
+        True
+    """
+    recipe = get_recipe(base) if base else Recipe(name=name)
+    changes = {key: value for key, value in settings.items() if value is not None}
+    if balance is not None:
+        if balance not in BALANCES:
+            raise UnknownNameError("balance", balance, list(BALANCES))
+        changes["class_weight"] = "balanced" if balance == "weights" else None
+        changes["oversample"] = balance == "oversample"
+    if not base:
+        changes.setdefault("description", f"{changes.get('arch', recipe.arch)} trained with "
+                                          "`pneumozoo train`")
+    return recipe.with_(**changes)

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from pneumozoo._version import __version__
 from pneumozoo.errors import PneumozooError
 
 __all__ = ["SUMMARY_FILE", "ScreenResult", "iter_source", "read_results", "screen"]
@@ -428,7 +429,6 @@ def _predict_rows(clf: Any, films: Sequence[_Film], *, batch_size: int, workers:
 
 def _to_table(cols: dict[str, list[Any]], schema: Any, ref: _ModelRef) -> Any:
     pa = _need_pyarrow()
-    from pneumozoo import __version__
 
     n = len(cols["path"])
     arrays = []
@@ -612,13 +612,16 @@ def _pending(source: Any, done: _DoneIndex, counter: dict[str, int]) -> Iterator
         yield path, size, mtime_ns, error
 
 
-def _chunks(films: Iterator[_Film], n: int) -> Iterator[list[_Film]]:
+def _chunks(films: Iterator[_Film], n: int, first: int | None = None) -> Iterator[list[_Film]]:
+    """Lists of ``n`` films (the first of ``first``, when given: the model starts sooner)."""
     chunk: list[_Film] = []
+    size = first or n
     for film in films:
         chunk.append(film)
-        if len(chunk) >= n:
+        if len(chunk) >= size:
             yield chunk
             chunk = []
+            size = n
     if chunk:
         yield chunk
 
@@ -679,7 +682,7 @@ def _run_local(clf: Any, films: Iterator[_Film], writer: _ShardWriter, clock: _C
     # One reader pipeline per segment of films (not per shard); shards are cut from its
     # output and written by the writer thread while the model goes on.
     rows = _Rows(clf.class_names)
-    segments = _threaded(_chunks(films, max(writer.shard_size, _SEGMENT)))
+    segments = _threaded(_chunks(films, max(writer.shard_size, _SEGMENT), first=8 * batch_size))
     for film, pred in _iter_predicted(clf, segments, batch_size=batch_size, workers=workers,
                                       threshold=threshold):
         if clock.first is None:
@@ -930,7 +933,6 @@ def screen(
             rest = writer.rows - min(clock.first_rows, writer.rows)
             steady = rest / (ended - clock.first) if rest and ended > clock.first else 0.0
         totals = _summarise(out_dir)
-        from pneumozoo import __version__
 
         result = ScreenResult(
             out=str(out_dir), engine="local" if ray is None else "ray", films=totals["films"],

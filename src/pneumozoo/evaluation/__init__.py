@@ -15,7 +15,7 @@ from pneumozoo.evaluation.metrics import binary_metrics, multiclass_metrics, pne
 from pneumozoo.evaluation.report import EvaluationReport, report_from_predictions
 from pneumozoo.evaluation.scoring import predict_records
 from pneumozoo.evaluation.thresholds import OperatingPoint, choose_threshold, operating_points
-from pneumozoo.evaluation.tta import predict_tta
+from pneumozoo.tta import predict_tta
 
 __all__ = [
     "EvaluationReport",

@@ -22,9 +22,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from pneumozoo.data.records import targets
 from pneumozoo.errors import PneumozooError, UnknownNameError
 from pneumozoo.evaluation.metrics import pneumonia_scores
-from pneumozoo.evaluation.scoring import predict_records
+from pneumozoo.evaluation.scoring import FilmScores, predict_records, score_films, with_temperature
+from pneumozoo.evaluation.thresholds import choose_threshold
+from pneumozoo.guard import DEFAULT_QUANTILE, fit_guard, guard_features
+from pneumozoo.rules import TEMPERATURE_RANGE
 
 __all__ = [
     "apply_temperature",
@@ -198,7 +202,7 @@ def fit_temperature(
         >>> abs(fit_temperature(z, y, kind="logits") - 2) < 0.4
         True
     """
-    from scipy.optimize import minimize_scalar
+    from scipy.optimize import minimize_scalar  # scipy: slow to import, needed here only
 
     z = _as_logits(logits_or_probs, str(kind))
     y = np.asarray(y_true).reshape(-1).astype(int)
@@ -220,7 +224,7 @@ def temperature_of(model: Any) -> float:
     Raises:
         PneumozooError: If ``model`` is not a pneumozoo model.
     """
-    from pneumozoo.models.classifier import as_classifier
+    from pneumozoo.models.classifier import as_classifier  # keras-heavy: loads Keras
 
     return as_classifier(model).temperature
 
@@ -235,10 +239,7 @@ def uncalibrated(probabilities: np.ndarray, temperature: float) -> np.ndarray:
         >>> uncalibrated(np.array([[0.5, 0.5]]), 2.0).tolist()
         [[0.5, 0.5]]
     """
-    z = np.log(np.clip(np.asarray(probabilities, dtype=np.float64), 1e-300, 1.0)) * temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return np.asarray(e / e.sum(axis=1, keepdims=True))
+    return with_temperature(probabilities, temperature, 1.0)
 
 
 def apply_temperature(model: Any, temperature: float) -> Any:
@@ -266,7 +267,7 @@ def apply_temperature(model: Any, temperature: float) -> Any:
         >>> temperature_of(calibrated)  # doctest: +SKIP
         1.7
     """
-    from pneumozoo.models.classifier import as_classifier
+    from pneumozoo.models.classifier import as_classifier  # keras-heavy: loads Keras
 
     clf = as_classifier(model)
     new = type(clf).from_config(clf.get_config())
@@ -286,6 +287,7 @@ def set_temperature(model: Any, temperature: float) -> None:
     Raises:
         ModelConfigError: If ``temperature`` is out of range or not finite.
     """
+    # keras-heavy: the model classes load Keras
     from pneumozoo.models.classifier import as_classifier
     from pneumozoo.models.head import check_temperature
 
@@ -316,8 +318,7 @@ def calibrate(model: Any, records: Sequence[Any], *, batch_size: int = 32) -> An
     Example:
         >>> calibrated = calibrate(model, val_records)  # doctest: +SKIP
     """
-    from pneumozoo.data.records import targets
-    from pneumozoo.models.classifier import as_classifier
+    from pneumozoo.models.classifier import as_classifier  # keras-heavy: loads Keras
 
     task = as_classifier(model).task
     probs = predict_records(model, records, batch_size=batch_size)
@@ -333,6 +334,7 @@ def recalibrate(
     threshold_rule: str = "youden-margin",
     guard_quantile: float | None = None,
     batch_size: int = 32,
+    scores: FilmScores | None = None,
 ) -> dict[str, Any]:
     """Refit a model's temperature, threshold and domain guard on data, in place.
 
@@ -354,6 +356,10 @@ def recalibrate(
         guard_quantile: The guard's cut-off quantile (default
             :data:`pneumozoo.guard.DEFAULT_QUANTILE`).
         batch_size: Inference batch size.
+        scores: The validation films' :class:`~pneumozoo.evaluation.scoring.FilmScores` by
+            this model's current weights, when the caller has them (:func:`pneumozoo.run.run_recipe`
+            scores them once and passes them to every consumer); otherwise they are scored
+            here, once.
 
     Returns:
         What was fitted: ``temperature``, ``threshold``, ``threshold_rule``, ``guard`` and
@@ -363,27 +369,27 @@ def recalibrate(
         >>> fitted = recalibrate(model, val_records, train=train_records)  # doctest: +SKIP
         >>> fitted["threshold"], model.threshold  # doctest: +SKIP
     """
-    from pneumozoo.data.records import targets
-    from pneumozoo.evaluation.thresholds import choose_threshold
-    from pneumozoo.guard import DEFAULT_QUANTILE, fit_guard, guard_features
-    from pneumozoo.models.classifier import as_classifier
-    from pneumozoo.models.head import TEMPERATURE_RANGE
+    from pneumozoo.models.classifier import as_classifier  # keras-heavy: loads Keras
 
     clf = as_classifier(model)
     if not validation:
         raise PneumozooError("recalibrate needs labelled validation records")
     y: np.ndarray = np.asarray(targets(validation, clf.task))
-    raw = predict_records(clf, validation, batch_size=batch_size)
+    if scores is None:
+        scores = score_films(clf, validation, batch_size=batch_size)
+    if len(scores.probabilities) != len(y):
+        raise PneumozooError(f"{len(scores.probabilities)} validation scores for {len(y)} films")
+    raw = scores.at_temperature(clf.temperature)
     # Relative to the model's current temperature; kept inside the head's range (a separable
     # validation set drives the fitted temperature to the search bound).
     lo, hi = TEMPERATURE_RANGE
     temperature = clf.temperature * fit_temperature(raw, y, kind="probabilities")
     set_temperature(clf, min(max(temperature, lo), hi))
-    calibrated = predict_records(clf, validation, batch_size=batch_size)
+    calibrated = scores.at_temperature(clf.temperature)  # no second pass through the model
     op = choose_threshold(y, pneumonia_scores(calibrated), method=threshold_rule)
     clf.threshold = float(op.threshold)
     clf.head.prior = float(np.clip(np.mean(y > 0), 0.01, 0.99))
-    val_features = guard_features(clf, validation, batch_size=batch_size)
+    val_features = scores.features  # the temperature does not change them
     fit_features = guard_features(clf, train, batch_size=batch_size) if train else val_features
     guard = fit_guard(clf, fit_features, val_features,
                       quantile=guard_quantile or DEFAULT_QUANTILE,

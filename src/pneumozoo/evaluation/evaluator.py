@@ -52,7 +52,7 @@ def evaluate(
             which also puts calibration (ECE) and operating points in ``extra``.
         n_boot: Bootstrap resamples.
         tta: Average the softmax over test-time augmentations
-            (:func:`pneumozoo.evaluation.tta.predict_tta`).
+            (:func:`pneumozoo.tta.predict_tta`).
         report_dir: Also write ``report.json`` and every figure there (figures need the
             ``plot`` extra, checked before the model runs).
         on_out_of_domain: For a model with a domain guard: ``flag`` (default: every film

@@ -7,14 +7,15 @@ own pipeline (:func:`pneumozoo.data.make_dataset`) and its :meth:`scores` method
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pneumozoo.data.records import Record, Task
-from pneumozoo.evaluation.tta import predict_tta
+from pneumozoo.tta import predict_tta
 
-__all__ = ["predict_records", "score_records"]
+__all__ = ["FilmScores", "predict_records", "score_films", "score_records", "with_temperature"]
 
 
 def score_records(model: Any, records: Sequence[Record], *, batch_size: int = 32,
@@ -27,7 +28,7 @@ def score_records(model: Any, records: Sequence[Record], *, batch_size: int = 32
         records: The films.
         batch_size: Films per forward pass.
         tta: Average over test-time augmentations
-            (:func:`pneumozoo.evaluation.tta.predict_tta`).
+            (:func:`pneumozoo.tta.predict_tta`).
 
     Returns:
         ``(probabilities (n, classes), domain scores (n,) or None)``.
@@ -55,12 +56,102 @@ def score_records(model: Any, records: Sequence[Record], *, batch_size: int = 32
             np.concatenate(scores) if scores else None)
 
 
+def with_temperature(probabilities: np.ndarray, old: float, new: float) -> np.ndarray:
+    """Softmax outputs computed at temperature ``old`` as they are at ``new``, without the model.
+
+    ``softmax(z / old) -> softmax(z / new)`` through ``log(p) * old / new`` (exact up to float
+    rounding).
+
+    Args:
+        probabilities: ``(n, classes)`` softmax outputs computed at ``old``.
+        old: The temperature they were computed at.
+        new: The temperature wanted.
+
+    Returns:
+        ``(n, classes)`` float64 softmax outputs at ``new``.
+
+    Example:
+        >>> import numpy as np
+        >>> with_temperature(np.array([[0.5, 0.5]]), 1.0, 2.0).tolist()
+        [[0.5, 0.5]]
+    """
+    p = np.asarray(probabilities, dtype=np.float64)
+    if old == new:
+        return p
+    z = np.log(np.clip(p, 1e-300, 1.0)) * (old / new)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+@dataclass(frozen=True)
+class FilmScores:
+    """What one pass of films through a model gives: softmax outputs and guard features.
+
+    Everything fitted on validation after training (temperature, threshold, guard cut-off)
+    and the validation metrics read these, so the validation films go through the trained
+    model once (:func:`score_films`). The guard features do not depend on the temperature, and
+    the probabilities at another temperature follow from :meth:`at_temperature`; the scores
+    hold only while the model's weights stay as they were.
+
+    Attributes:
+        probabilities: ``(n, classes)`` softmax outputs at ``temperature``.
+        features: ``(n, D)`` guard features (the head's input).
+        temperature: The model's temperature when the films were scored.
+    """
+
+    probabilities: np.ndarray
+    features: np.ndarray
+    temperature: float
+
+    def at_temperature(self, temperature: float) -> np.ndarray:
+        """The softmax outputs as the model gives them at ``temperature``.
+
+        Args:
+            temperature: The model's (new) absolute temperature.
+
+        Returns:
+            ``(n, classes)`` float64 softmax outputs.
+        """
+        return with_temperature(self.probabilities, self.temperature, temperature)
+
+
+def score_films(model: Any, records: Sequence[Record], *, batch_size: int = 32) -> FilmScores:
+    """Softmax outputs and guard features of ``model`` for ``records``, in one pass.
+
+    Args:
+        model: A pneumozoo model.
+        records: The films.
+        batch_size: Films per forward pass.
+
+    Returns:
+        The :class:`FilmScores`, in the records' order.
+
+    Example:
+        >>> val_scores = score_films(model, val_records)  # doctest: +SKIP
+    """
+    # keras-heavy: the pipeline and the model class load Keras (and its backend)
+    from pneumozoo.data.pipeline import make_dataset
+    from pneumozoo.models.classifier import as_classifier
+
+    clf = as_classifier(model)
+    ds = make_dataset(list(records), clf, batch_size=batch_size, training=False, cache=False)
+    probs, feats = [], []
+    for x, _ in ds:
+        p, f = clf.predict_prepared(np.asarray(x))
+        probs.append(p)
+        feats.append(f)
+    k = len(clf.class_names)
+    return FilmScores(np.concatenate(probs) if probs else np.zeros((0, k)),
+                      np.concatenate(feats) if feats else np.zeros((0, 0)), clf.temperature)
+
+
 def predict_records(model: Any, records: Sequence[Record], *, batch_size: int = 32,
                     task: Task | None = None, tta: bool = False) -> np.ndarray:
     """Softmax outputs of ``model`` for ``records``, in order (streamed in batches).
 
     With ``tta=True`` each batch goes through
-    :func:`pneumozoo.evaluation.tta.predict_tta` (the default shift/zoom views).
+    :func:`pneumozoo.tta.predict_tta` (the default shift/zoom views).
     ``task`` is ignored (the model knows its own).
 
     Args:

@@ -1,4 +1,7 @@
-"""Pretrained models: typed configs, the registry, model folders in Keras's Hub layout."""
+"""The zoo: one registry of architecture, recipe and weights per name; model folders.
+
+Typed configs (``pneumozoo.json``) and model folders in Keras's Hub layout.
+"""
 
 from typing import TYPE_CHECKING, Any
 
@@ -7,8 +10,13 @@ from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedCon
 from pneumozoo.pretrained.registry import (
     BUNDLED_DIR,
     DEFAULT_MODEL,
+    ZooEntry,
+    get_entry,
     get_pretrained_config,
+    get_recipe,
+    list_entries,
     list_pretrained,
+    list_recipes,
     load_pretrained,
     parse_hf_uri,
 )
@@ -19,9 +27,14 @@ __all__ = [
     "DEFAULT_MODEL",
     "WEIGHT_FILES",
     "PretrainedConfig",
+    "ZooEntry",
     "check_config_safe",
+    "get_entry",
     "get_pretrained_config",
+    "get_recipe",
+    "list_entries",
     "list_pretrained",
+    "list_recipes",
     "load_folder",
     "load_keras_file",
     "load_model_file",

@@ -14,7 +14,11 @@ from typing import Any
 import numpy as np
 
 from pneumozoo.data.records import Record, targets
-from pneumozoo.pretrained.config import PretrainedConfig
+from pneumozoo.evaluation.calibration import recalibrate
+from pneumozoo.evaluation.report import report_from_predictions
+from pneumozoo.evaluation.scoring import FilmScores, score_films
+from pneumozoo.pretrained.card import model_card
+from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 
 __all__ = ["prepare_release", "update_release", "write_release"]
 
@@ -30,6 +34,7 @@ def prepare_release(
     training: dict[str, Any] | None = None,
     train: Sequence[Record] | None = None,
     calibration: dict[str, Any] | None = None,
+    scores: FilmScores | None = None,
 ) -> tuple[Any, PretrainedConfig]:
     """Calibrate ``model`` (unless already done) and describe it as a release.
 
@@ -49,6 +54,8 @@ def prepare_release(
         training: What to record about the training run (data, epochs, recipe...).
         train: The training records (the guard is fitted on them).
         calibration: A recalibration already done on ``validation``.
+        scores: The validation films' scores by the trained model
+            (:func:`pneumozoo.evaluation.scoring.score_films`); scored here, once, when absent.
 
     Returns:
         ``(model, config)``; write them with :func:`write_release`.
@@ -56,16 +63,16 @@ def prepare_release(
     Example:
         >>> calibrated, config = prepare_release(model, val, name="mine", architecture="xraynet")  # doctest: +SKIP
     """
-    from pneumozoo.evaluation.calibration import recalibrate
-    from pneumozoo.evaluation.report import report_from_predictions
-    from pneumozoo.evaluation.scoring import predict_records
-    from pneumozoo.models.classifier import as_classifier
+    from pneumozoo.models.classifier import as_classifier  # keras-heavy: loads Keras
 
     clf = as_classifier(model)
+    if scores is None:
+        scores = score_films(clf, validation)
     if calibration is None:
-        calibration = recalibrate(clf, validation, train=train, threshold_rule=threshold_rule)
+        calibration = recalibrate(clf, validation, train=train, threshold_rule=threshold_rule,
+                                  scores=scores)
     y_val: np.ndarray = np.asarray(targets(validation, clf.task))
-    calibrated = predict_records(clf, validation)
+    calibrated = scores.at_temperature(clf.temperature)
     val = report_from_predictions(y_val, calibrated, clf.class_names, threshold=clf.threshold).to_dict()
     val["ece"] = calibration["ece"]
     val["ece_uncalibrated"] = calibration["ece_uncalibrated"]
@@ -92,8 +99,7 @@ def write_release(model: Any, config: PretrainedConfig, folder: str | Path) -> P
     Example:
         >>> write_release(calibrated, config, "models/mine")  # doctest: +SKIP
     """
-    from pneumozoo.pretrained.card import model_card
-    from pneumozoo.pretrained.folder import save_folder
+    from pneumozoo.pretrained.folder import save_folder  # keras-heavy: loads Keras
 
     written = save_folder(model, folder, config)
     (Path(folder) / "README.md").write_text(model_card(written), encoding="utf-8")
@@ -115,9 +121,6 @@ def update_release(model: Any, config: PretrainedConfig, folder: str | Path,
     Returns:
         The config as written.
     """
-    from pneumozoo.pretrained.card import model_card
-    from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES
-
     folder = Path(folder)
     out = Path(out) if out is not None else folder
     generated = {CONFIG_FILE, "README.md", *WEIGHT_FILES}
