@@ -31,8 +31,7 @@ import numpy as np
 from pneumozoo import backend
 from pneumozoo.backend import deterministic
 from pneumozoo.data import patient_split, scan_folder, scan_split, targets
-from pneumozoo.data.records import Record, label_of
-from pneumozoo.data.validate import validate_records
+from pneumozoo.data.records import Record, label_of, validate_records
 from pneumozoo.distribute import get_strategy, is_chief
 from pneumozoo.errors import DataError, PneumozooError, UnknownNameError
 from pneumozoo.evaluation import evaluate

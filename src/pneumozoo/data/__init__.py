@@ -20,9 +20,9 @@ from pneumozoo.data.records import (
     scan_folder,
     scan_split,
     targets,
+    validate_records,
 )
 from pneumozoo.data.splits import class_weights, drop_duplicates, oversample, patient_split
-from pneumozoo.data.validate import validate_records
 
 __all__ = [
     "BINARY_CLASSES",

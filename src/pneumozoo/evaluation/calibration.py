@@ -27,7 +27,7 @@ from pneumozoo.errors import PneumozooError, UnknownNameError
 from pneumozoo.evaluation.metrics import pneumonia_scores
 from pneumozoo.evaluation.scoring import FilmScores, predict_records, score_films, with_temperature
 from pneumozoo.evaluation.thresholds import choose_threshold
-from pneumozoo.guard import DEFAULT_QUANTILE, fit_guard, guard_features
+from pneumozoo.guard import DEFAULT_QUANTILE, fit_guard
 from pneumozoo.rules import TEMPERATURE_RANGE
 
 __all__ = [
@@ -390,7 +390,8 @@ def recalibrate(
     clf.threshold = float(op.threshold)
     clf.head.prior = float(np.clip(np.mean(y > 0), 0.01, 0.99))
     val_features = scores.features  # the temperature does not change them
-    fit_features = guard_features(clf, train, batch_size=batch_size) if train else val_features
+    fit_features = (score_films(clf, train, batch_size=batch_size).features if train
+                    else val_features)
     guard = fit_guard(clf, fit_features, val_features,
                       quantile=guard_quantile or DEFAULT_QUANTILE,
                       fitted_on=f"{len(fit_features)} training films; cut-off on "
