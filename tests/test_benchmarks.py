@@ -120,7 +120,8 @@ def _ok(runs: tuple[dict[str, Any], Path], name: str, result: str) -> dict[str, 
 def test_bench_pipeline(runs: tuple[dict[str, Any], Path]) -> None:
     doc = _ok(runs, "bench_pipeline", "pipeline")
     assert doc["images"] == 16
-    assert {r["pipeline"] for r in doc["rows"]} == {"pneumozoo", "keras", "keras + .cache()"}
+    assert {r["pipeline"] for r in doc["rows"]} == {
+        "pneumozoo", "pneumozoo (pydataset)", "pneumozoo (host only)", "keras", "keras + .cache()"}
     assert all(r["cached_images_per_s"] > 0 for r in doc["rows"])
     assert doc["ratios"]["cached_vs_keras"] > 0
 

@@ -473,14 +473,14 @@ def _keras_multiworker_fixes(replica: keras.Model, strategy: Any) -> Iterator[No
 
     original_reduce = getattr(tf_trainer, "reduce_per_replica", None)
 
-    def symbolic_build(iterator: Any = None, data_batch: Any = None) -> None:
+    def symbolic_build(self: Any, iterator: Any = None, data_batch: Any = None) -> None:
         if iterator is not None:
             for _, _, batches in iterator:
                 data_batch = tree.map_structure(lambda v: _first_local(v, strategy),
                                                 next(batches))
                 break
         with strategy.scope():
-            replica._symbolic_build(data_batch=data_batch)
+            self._symbolic_build(data_batch=data_batch)
 
     def reduce_per_replica(values: Any, strat: Any, reduction: str = "auto") -> Any:
         assert original_reduce is not None
@@ -495,9 +495,13 @@ def _keras_multiworker_fixes(replica: keras.Model, strategy: Any) -> Iterator[No
 
         return tree.map_structure(one, values)
 
-    patched_build = hasattr(replica, "_maybe_symbolic_build") and hasattr(replica, "_symbolic_build")
+    # On the trainer class, not the replica: fit may train a model that wraps the replica
+    # (pneumozoo.train.training_model, which augments uint8 films on the device).
+    trainer_class = tf_trainer.TensorFlowTrainer
+    original_build = trainer_class.__dict__.get("_maybe_symbolic_build")
+    patched_build = original_build is not None and hasattr(replica, "_symbolic_build")
     if patched_build:
-        replica._maybe_symbolic_build = symbolic_build
+        trainer_class._maybe_symbolic_build = symbolic_build  # type: ignore[method-assign, assignment, unused-ignore]
     if original_reduce is not None:
         tf_trainer.reduce_per_replica = reduce_per_replica
     try:
@@ -506,4 +510,4 @@ def _keras_multiworker_fixes(replica: keras.Model, strategy: Any) -> Iterator[No
         if original_reduce is not None:
             tf_trainer.reduce_per_replica = original_reduce
         if patched_build:
-            del replica._maybe_symbolic_build
+            trainer_class._maybe_symbolic_build = original_build  # type: ignore[method-assign, unused-ignore]

@@ -170,9 +170,19 @@ def _default_target(model: Any) -> _Target:
         pool = list(reversed([t for t in targets if t.backbone is None]))
     pool = [t for t in pool if type(t.layer).__name__ not in _POOLING] or pool
     for t in pool:
-        if min(t.spatial) >= 2:
+        if min(t.spatial) >= 2 and _clean_cut(model, t):
             return t
     return pool[0]
+
+
+def _clean_cut(model: Any, target: _Target) -> bool:
+    """True when the model can be split at ``target`` (no branch runs around it): an
+    Inception block's inner branches cannot, its concatenated output can."""
+    try:
+        _cached(model, ("grad", target.name), lambda: _grad_fn(model, target))
+    except PneumozooError:
+        return False
+    return True
 
 
 # --- forward passes ----------------------------------------------------------------------
