@@ -369,14 +369,7 @@ def replicate_model(model: keras.Model, strategy: str | Any,
     if _is_keras_distribution(strategy):
         return _replicate_keras(model, strategy, run)
     with strategy.scope():
-        with _policy_of(model):
-            try:
-                replica = model.__class__.from_config(model.get_config())
-            except (NotImplementedError, TypeError, ValueError, KeyError) as e:
-                raise PneumozooError(
-                    f"cannot rebuild model {model.name!r} inside {type(strategy).__name__}: "
-                    f"{type(e).__name__}: {e}".splitlines()[0]) from e
-        replica.set_weights(model.get_weights())
+        replica = _rebuild(model, strategy)
         if num_workers(strategy) > 1:
             # Each worker built (or loaded) its own model: start them all from the chief's.
             replica.set_weights(_from_first_replica(replica.get_weights(), strategy))
@@ -389,20 +382,27 @@ def replicate_model(model: keras.Model, strategy: str | Any,
     return result
 
 
+def _rebuild(model: keras.Model, distribution: Any) -> keras.Model:
+    """``model`` rebuilt from its config in its own dtype policy, with its weights; called
+    inside the strategy's (or distribution's) scope, so the variables get its placement."""
+    with _policy_of(model):
+        try:
+            replica = model.__class__.from_config(model.get_config())
+        except (NotImplementedError, TypeError, ValueError, KeyError) as e:
+            raise PneumozooError(
+                f"cannot rebuild model {model.name!r} inside {type(distribution).__name__}: "
+                f"{type(e).__name__}: {e}".splitlines()[0]) from e
+    replica.set_weights(model.get_weights())
+    return replica
+
+
 def _replicate_keras(model: keras.Model, distribution: Any,
                      run: Callable[[keras.Model], _R]) -> _R:
     """``replicate_model`` for a ``keras.distribution`` (JAX): the replica's variables are
     made inside the distribution's scope, so they get its layouts (replicated for
     ``DataParallel``), and every batch is split over the devices."""
     with distribution.scope():
-        with _policy_of(model):
-            try:
-                replica = model.__class__.from_config(model.get_config())
-            except (NotImplementedError, TypeError, ValueError, KeyError) as e:
-                raise PneumozooError(
-                    f"cannot rebuild model {model.name!r} under {type(distribution).__name__}: "
-                    f"{type(e).__name__}: {e}".splitlines()[0]) from e
-        replica.set_weights(model.get_weights())
+        replica = _rebuild(model, distribution)
         result = run(replica)
     model.set_weights(replica.get_weights())
     _compile_like(replica, model)

@@ -15,7 +15,6 @@ threshold a pneumozoo layer carries.
 from __future__ import annotations
 
 import json
-import math
 import numbers
 import os
 import re
@@ -75,20 +74,6 @@ class Invalid(ValueError):
 
 
 # --- field checks ------------------------------------------------------------------------
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _finite_in(value: Any, lo: float, hi: float) -> bool:
-    if not _is_number(value):
-        return False
-    try:
-        x = float(value)
-    except (OverflowError, ValueError):
-        return False
-    return math.isfinite(x) and lo <= x <= hi
-
-
 def _text(value: Any, *, limit: int, what: str = "a string") -> str:
     if not isinstance(value, str):
         raise Invalid(f"must be {what}, got {_show(value)}")
