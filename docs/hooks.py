@@ -73,7 +73,7 @@ API_MODULES: list[tuple[str, str]] = [
     ("pneumozoo.train", "train"),
     ("pneumozoo.backend", "backend: devices and precision"),
     ("pneumozoo.distribute", "distribute"),
-    ("pneumozoo.metrics", "metrics (Keras)"),
+    ("pneumozoo.keras_metrics", "metrics (Keras)"),
     ("pneumozoo.evaluation", "evaluation"),
     ("pneumozoo.evaluation.scoring", "evaluation.scoring"),
     ("pneumozoo.evaluation.bootstrap", "evaluation.bootstrap"),

@@ -81,7 +81,8 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import pneumozoo
     from pneumozoo.data import patient_split
-    from pneumozoo.pretrained.release import prepare_release, write_release
+    from pneumozoo.pretrained.release import write_release
+    from pneumozoo.run import prepare_release
 
     out = args.out or Path(tempfile.mkdtemp(prefix="pneumozoo-finetune-"))
     out.mkdir(parents=True, exist_ok=True)

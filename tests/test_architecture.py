@@ -122,3 +122,35 @@ def test_the_lowest_rooms_import_nothing_of_the_package() -> None:
         assert graph[low] == set(), (low, graph[low])
     assert graph["pneumozoo.rules"] == set()
     assert graph["pneumozoo.recipe"] <= {"pneumozoo.errors", "pneumozoo.rules"}
+
+
+def test_the_command_line_lists_the_library_s_own_names() -> None:
+    """Every choice list of the CLI is a constant of the library (no copy that can drift),
+    and building the parser loads no Keras."""
+    import importlib
+    import subprocess
+    import sys
+
+    from pneumozoo.cli import build_parser
+
+    constants = {}
+    for name in ("recipe", "guard", "adapt", "explain", "export", "rules", "augment"):
+        module = importlib.import_module(f"pneumozoo.{name}")
+        for attr in getattr(module, "__all__", []):
+            value = getattr(module, attr)
+            if isinstance(value, (tuple, list, dict, frozenset)):
+                constants[id(value)] = f"pneumozoo.{name}.{attr}"
+    checked = []
+    sub = next(a for a in build_parser()._actions if isinstance(a.choices, dict))
+    for command, parser in sub.choices.items():
+        for action in parser._actions:
+            if action.choices is not None and not isinstance(action.choices, dict):
+                assert id(action.choices) in constants, (
+                    f"pneumozoo {command} {action.option_strings}: choices {action.choices!r} are "
+                    "typed in the CLI; import the library's constant")
+                checked.append(constants[id(action.choices)])
+    assert {"pneumozoo.recipe.STRATEGY_NAMES", "pneumozoo.export.EXPORT_FORMATS",
+            "pneumozoo.adapt.ADAPT_METHODS"} <= set(checked)
+    probe = ("import sys; from pneumozoo.cli import build_parser; build_parser(); "
+             "sys.exit('keras' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0

@@ -202,9 +202,9 @@ KNOWN_GAPS: set[str] = {
     "pneumozoo.export.metadata_path: args",
     "pneumozoo.export.metadata_path: returns",
     "pneumozoo.pretrained.release.write_release: args",
-    "pneumozoo.metrics.PneumoniaAUC: args",
-    "pneumozoo.metrics.pneumonia_probability: args",
-    "pneumozoo.metrics.pneumonia_probability: returns",
+    "pneumozoo.keras_metrics.PneumoniaAUC: args",
+    "pneumozoo.keras_metrics.pneumonia_probability: args",
+    "pneumozoo.keras_metrics.pneumonia_probability: returns",
 }
 
 

@@ -199,9 +199,9 @@ def test_binary_metric_values_checks_its_arguments() -> None:
 
 # --- P(pneumonia) ------------------------------------------------------------------------
 def test_one_pneumonia_probability() -> None:
-    import pneumozoo.metrics
+    import pneumozoo.keras_metrics
 
-    assert pneumozoo.metrics.pneumonia_probability is pneumonia_probability
+    assert pneumozoo.keras_metrics.pneumonia_probability is pneumonia_probability
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
     np.testing.assert_allclose(pneumonia_probability(probs), [0.3, 0.9])
     np.testing.assert_allclose(pneumonia_probability(probs.tolist()), [0.3, 0.9])

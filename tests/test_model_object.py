@@ -253,6 +253,31 @@ def test_the_guard_flags_a_far_away_film(model: PneumoniaClassifier) -> None:
         pneumozoo.predict(m, near, on_out_of_domain="ignore")
 
 
+def test_evaluate_and_predict_share_one_in_domain(tmp_path: Path) -> None:
+    """The colour check counts in evaluate as in predict: one definition of "in domain"."""
+    import shutil
+
+    from PIL import Image
+
+    fixtures = Path(__file__).parent / "fixtures" / "kermany" / "test"
+    root = tmp_path / "site"
+    for label in ("NORMAL", "PNEUMONIA"):
+        shutil.copytree(fixtures / label, root / label)
+    grey = np.asarray(Image.open(fixtures / "NORMAL" / "IM-0093-0001.jpeg").convert("L"), np.float64)
+    tinted = np.stack([grey, grey * 0.8, grey * 0.55], axis=-1).astype(np.uint8)  # a sepia print
+    Image.fromarray(tinted).save(root / "NORMAL" / "sepia-IM-0093-0001.png")
+    model = pneumozoo.load_pretrained()
+    files = sorted(root.rglob("*.*"))
+    flags = {f.name: p.in_domain for f, p in zip(files, pneumozoo.predict(model, files), strict=True)}
+    # its grey version is in domain (the guard sees luminance): only the colour check flags it
+    assert flags["sepia-IM-0093-0001.png"] is False and flags["IM-0093-0001.jpeg"] is True
+    report = pneumozoo.evaluate(model, root, ci=False)
+    assert report.out_of_domain_fraction == pytest.approx(
+        sum(v is False for v in flags.values()) / len(flags))
+    kept = pneumozoo.evaluate(model, root, ci=False, on_out_of_domain="skip")
+    assert kept.n == sum(v is True for v in flags.values())
+
+
 # --- legacy models -----------------------------------------------------------------------------
 def _legacy_cnn4(temperature: float = 1.3) -> keras.Model:
     """A model as pneumozoo 0.1 built it: Resizing -> Normalize -> cnn4 -> logits -> ClassifierOutput."""
@@ -376,7 +401,7 @@ def test_fit_recalibrates_and_forgets_a_pretrained_threshold(tiny_dataset: TinyD
         assert model.temperature == pytest.approx(fitted["temperature"])
         assert model.threshold != old_threshold and model.temperature != old_temperature
         # the threshold is the recipe's rule on the model's own calibrated validation scores
-        probs, domain = score_records(model, val)
+        probs, domain, _ = score_records(model, val)
         rule = choose_threshold(y_val, pneumonia_scores(probs), method="youden-margin")
         assert model.threshold == pytest.approx(rule.threshold, abs=1e-6)
         assert domain is not None and np.mean(domain <= 1.0) >= 0.9

@@ -266,7 +266,7 @@ def test_per_image_normalization_ignores_exposure_and_contrast(tmp_path: Path) -
 
 
 def test_label_smoothing_loss_matches_keras_categorical() -> None:
-    from pneumozoo.metrics import SmoothedSparseCrossentropy
+    from pneumozoo.keras_metrics import SmoothedSparseCrossentropy
 
     y = np.array([0, 1, 1])
     p = np.array([[0.9, 0.1], [0.3, 0.7], [0.05, 0.95]], dtype="float32")

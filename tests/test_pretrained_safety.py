@@ -32,8 +32,10 @@ def _config(**kw: Any) -> PretrainedConfig:
 
 
 def _rehash(folder: Path) -> None:
-    """Write a pneumozoo.json whose sha256s match the files as they are now."""
-    _config(files={n: sha256_file(folder / n) for n in WEIGHT_FILES}).write(folder)
+    """Write a pneumozoo.json whose sha256s match the files as they are now (with the
+    settings a 0.1 folder kept there, for models without a pneumozoo head)."""
+    data = _config(files={n: sha256_file(folder / n) for n in WEIGHT_FILES}).to_dict()
+    (folder / CONFIG_FILE).write_text(json.dumps(data), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -151,16 +153,17 @@ def test_special_files_are_refused_without_blocking(copy: Path, name: str) -> No
         load_pretrained(copy)
 
 
-def test_legacy_folder_whose_class_names_disagree_with_its_outputs(tmp_path: Path) -> None:
+def test_an_old_pneumozoo_json_that_disagrees_with_its_model(tmp_path: Path) -> None:
     from pneumozoo.errors import ModelMetadataError
     from pneumozoo.pretrained import BUNDLED_DIR
 
     folder = Path(shutil.copytree(BUNDLED_DIR / "cnn4-binary", tmp_path / "m"))
     meta = json.loads((folder / CONFIG_FILE).read_text())
-    meta.update(class_names=["normal", "bacteria", "virus"], task="3class")
+    assert not {"class_names", "task", "threshold", "input_size"} & set(meta)  # the model's
+    meta.update(class_names=["normal", "bacteria", "virus"], task="3class")  # as 0.3 wrote it
     (folder / CONFIG_FILE).write_text(json.dumps(meta))
-    with pytest.raises(ModelMetadataError, match=r"field 'class_names' lists 3 classes but the "
-                       r"model in config.json has 2 outputs"):
+    with pytest.raises(ModelMetadataError, match=r"pneumozoo.json: field 'task' is '3class' but "
+                       r"the model in config.json has 'binary'"):
         load_pretrained(folder)
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pneumozoo.errors import ModelMetadataError, PneumozooError
-from pneumozoo.pretrained.config import CONFIG_FILE, PretrainedConfig
+from pneumozoo.pretrained.config import CONFIG_FILE, MODEL_SETTINGS, PretrainedConfig
 from pneumozoo.pretrained.schema import FIELDS, read_json
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -106,13 +106,48 @@ def test_valid_configs_round_trip(data: dict[str, Any]) -> None:
     assert PretrainedConfig(**{**cfg.to_dict(), "class_names": cfg.class_names}) == cfg
 
 
+def _keras_config(cfg: PretrainedConfig, temperature: float = 1.0) -> dict[str, Any]:
+    """The part of a saved model's ``config.json`` that holds its settings."""
+    layer = "pneumozoo>{}".format
+    return {"class_name": "PneumoniaClassifier", "registered_name": layer("PneumoniaClassifier"),
+            "config": {"layers": [
+                {"class_name": "XrayPreprocessor", "registered_name": layer("XrayPreprocessor"),
+                 "config": {"input_size": cfg.input_size, "normalization": "unit",
+                            "color": "luminance"}},
+                {"class_name": "ClassifierHead", "registered_name": layer("ClassifierHead"),
+                 "config": {"class_names": list(cfg.class_names), "threshold": cfg.threshold,
+                            "temperature": temperature}}]}}
+
+
 @SETTINGS
 @given(valid_configs())
 def test_valid_configs_round_trip_through_the_file(tmp_path: Path, data: dict[str, Any]) -> None:
     cfg = PretrainedConfig.from_dict(data)
     cfg.write(tmp_path)
+    stored = json.loads((tmp_path / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert not set(stored) & set(MODEL_SETTINGS)  # one store per setting: the model's
+    (tmp_path / "config.json").write_text(json.dumps(_keras_config(cfg)), encoding="utf-8")
     again = PretrainedConfig.read(tmp_path, source=cfg.source or str(tmp_path))
-    assert again.to_dict() | {"source": ""} == cfg.to_dict() | {"source": ""}
+    assert again.preprocessing["temperature"] == 1.0
+    plain = {"source": "", "preprocessing": {}}
+    assert again.to_dict() | plain == cfg.to_dict() | plain
+
+
+@SETTINGS
+@given(valid_configs(), st.sampled_from(["class_names", "threshold", "input_size"]))
+def test_an_old_file_that_disagrees_with_its_model_is_refused(tmp_path: Path, data: dict[str, Any],
+                                                              key: str) -> None:
+    cfg = PretrainedConfig.from_dict(data)
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(cfg.to_dict()), encoding="utf-8")  # pre-0.4
+    (tmp_path / "config.json").write_text(json.dumps(_keras_config(cfg)), encoding="utf-8")
+    assert PretrainedConfig.read(tmp_path).to_dict()["class_names"] == list(cfg.class_names)
+    other = {"class_names": [*cfg.class_names[1:], cfg.class_names[0]],
+             "threshold": 1.0 - cfg.threshold if cfg.threshold != 0.5 else 0.25,
+             "input_size": cfg.input_size + 1}[key]
+    (tmp_path / CONFIG_FILE).write_text(json.dumps({**cfg.to_dict(), key: other}), encoding="utf-8")
+    with pytest.raises(ModelMetadataError) as info:
+        PretrainedConfig.read(tmp_path)
+    assert info.value.field == key and "config.json" in str(info.value)
 
 
 @SETTINGS

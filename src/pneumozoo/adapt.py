@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 
 from pneumozoo.errors import DataError, PneumozooError
+from pneumozoo.rules import BINARY_CLASSES
+from pneumozoo.rules import in_domain as in_domain_of
 
 __all__ = [
     "ADAPT_METHODS",
@@ -181,7 +183,7 @@ def _cv_recalibrate(model: Any, records: list[Any], y: np.ndarray, splits: list[
         shifted[te] = _shift(scores[te], t)
         fit_on, cut_on = _inner(tr, records)
         fit_guard(probe, feats[fit_on], feats[cut_on])
-        inside[te] = probe.head.domain_distance(feats[te]) <= 1.0
+        inside[te] = in_domain_of(probe.head.domain_distance(feats[te]))
     return _cv_metrics(y, scores, shifted, [r.patient_id for r in records], inside)
 
 
@@ -234,7 +236,7 @@ def _probe_model(base: Any, w: np.ndarray, b: float, threshold: float) -> Any:
 
     guard_input = base.head.input[0]
     logits = keras.layers.Dense(2, name="logits", dtype="float32")(guard_input)
-    head = ClassifierHead(["normal", "pneumonia"], threshold=threshold,
+    head = ClassifierHead(BINARY_CLASSES, threshold=threshold,
                           guard_blocks=base.head.guard_blocks, name="head")
     model = PneumoniaClassifier(base.inputs, head([guard_input, logits]), name=base.name)
     # Softmax over (0, z) is sigmoid(z): the probe's probability.
@@ -253,12 +255,12 @@ def _cv_finetune(model: Any, records: list[Any], y: np.ndarray, splits: list[tup
     inside = np.zeros(len(y), dtype=bool)
     for k, (tr, te) in enumerate(splits):
         tuned = _finetune(model, [records[i] for i in tr], rc, seed + k)
-        probs, dist = score_records(tuned, [records[i] for i in te])
+        scored = score_records(tuned, [records[i] for i in te])
         from pneumozoo.evaluation.metrics import pneumonia_scores
 
-        scores[te] = pneumonia_scores(probs)
+        scores[te] = pneumonia_scores(scored.probabilities)
         shifted[te] = _shift(scores[te], tuned.threshold)
-        inside[te] = dist <= 1.0 if dist is not None else True
+        inside[te] = scored.in_domain if scored.in_domain is not None else True
         log(f"  fold {k + 1}/{len(splits)} done")
     return _cv_metrics(y, scores, shifted, [r.patient_id for r in records], inside)
 
@@ -342,7 +344,7 @@ def adapt(
         for tr, te in splits:  # the refitted guard's verdict on each held-out fold
             g_fit, g_cut = _inner(tr, records)
             fit_guard(probe, feats[g_fit], feats[g_cut])
-            inside[te] = probe.head.domain_distance(feats[te]) <= 1.0
+            inside[te] = in_domain_of(probe.head.domain_distance(feats[te]))
         for c in probe_c:
             key = f"probe C={c}"
             log(f"[adapt] cross-validating {key}")

@@ -290,7 +290,14 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 # --- train -------------------------------------------------------------------------------
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from pneumozoo.recipe import BALANCES, SCHEDULES, TASKS, THRESHOLD_RULES, Recipe
+    from pneumozoo.recipe import (
+        BALANCES,
+        SCHEDULES,
+        STRATEGY_NAMES,
+        TASKS,
+        THRESHOLD_RULES,
+        Recipe,
+    )
 
     d = Recipe()
     p.add_argument("data_dir", help="dataset root with train/ (or a train folder with NORMAL/ and PNEUMONIA/)")
@@ -329,8 +336,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze-backbone", action="store_true",
                    help="train only the head of a transfer model")
     p.add_argument("--precision", default="auto", help="auto, float32, mixed_float16, mixed_bfloat16")
-    p.add_argument("--strategy", default=None, choices=["mirrored", "multiworker"],
-                   help="tf.distribute strategy; --batch-size is then per replica")
+    p.add_argument("--strategy", default=None, choices=STRATEGY_NAMES,
+                   help="data parallelism over this machine's devices (mirrored, data-parallel) "
+                        "or a cluster (multiworker); --batch-size is then per replica")
     p.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step (gives up op determinism: Keras refuses XLA under it)")
     p.add_argument("--seed", type=_int_at_least(0), default=None,
                    help=f"seed of the split, the augmentation and the initial weights (default: {d.seed})")
@@ -664,9 +672,10 @@ def _screen(args: argparse.Namespace) -> int:
 
 # --- export ------------------------------------------------------------------------------
 def _export_args(p: argparse.ArgumentParser) -> None:
+    from pneumozoo.export import EXPORT_FORMATS
+
     p.add_argument("model", help="registry name, hf://owner/repo[@rev], a model folder or a .keras file")
-    p.add_argument("--format", required=True,
-                   choices=["savedmodel", "tflite", "tflite-float16", "tflite-int8"],
+    p.add_argument("--format", required=True, choices=EXPORT_FORMATS,
                    help="savedmodel: TF Serving folder; tflite*: one .tflite file (float32, "
                         "float16 weights, or int8 calibrated on --calibration-dir)")
     p.add_argument("--out", required=True, help="output folder (savedmodel) or .tflite file")

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import keras
 
 from pneumozoo.errors import PneumozooError, UnknownNameError
+from pneumozoo.recipe import STRATEGY_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -79,8 +80,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Strategy names :func:`get_strategy` (and ``fit(strategy=...)``) accept.
-STRATEGY_NAMES: tuple[str, ...] = ("mirrored", "data-parallel", "multiworker")
 
 # TensorFlow allows one MultiWorkerMirroredStrategy per process, created before any op runs.
 _MULTIWORKER: Any = None

@@ -36,15 +36,17 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 
 from pneumozoo.errors import DataError, InvalidImageError, PneumozooError, UnknownNameError
-from pneumozoo.models.classifier import as_classifier
-from pneumozoo.models.head import ClassifierHead
-from pneumozoo.models.preprocessor import XrayPreprocessor, normalize_pixels
+from pneumozoo.rules import default_class_names
+
+if TYPE_CHECKING:
+    import keras
+
+    from pneumozoo.models.preprocessor import XrayPreprocessor
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -99,6 +101,9 @@ def calibration_images(source: str | Path | Sequence[Any] | np.ndarray,
         (4, 32, 32, 3)
     """
     from pneumozoo.io import expand_inputs, read_xray
+
+    # loads Keras: the command line lists EXPORT_FORMATS without it
+    from pneumozoo.models.preprocessor import XrayPreprocessor
 
     pre = size if isinstance(size, XrayPreprocessor) else XrayPreprocessor(int(size))
 
@@ -156,6 +161,12 @@ def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmo
         >>> export_model(build_model("cnn4", input_size=64), "cnn4.tflite", format="tflite")  # doctest: +SKIP
         PosixPath('cnn4.tflite')
     """
+    # loads Keras: the command line lists EXPORT_FORMATS without it
+    import keras
+
+    from pneumozoo.models.classifier import as_classifier
+    from pneumozoo.models.preprocessor import normalize_pixels
+
     if format not in EXPORT_FORMATS:
         raise UnknownNameError("export format", format, list(EXPORT_FORMATS))
     backend = keras.backend.backend()
@@ -201,7 +212,10 @@ def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmo
 
 
 def _write_saved_model(model: keras.Model, path: Path, size: int, *, prepared: bool = False) -> None:
-    import tensorflow as tf
+    import keras  # loaded by export_model, the only caller
+    import tensorflow as tf  # export is TensorFlow's (SavedModel, TFLite)
+
+    from pneumozoo.models.classifier import as_classifier
 
     # An explicit training=False, so no export can ever run BatchNorm in training mode.
     archive = keras.export.ExportArchive()
@@ -297,11 +311,11 @@ class TFLiteModel:
         n_out = int(self._output["shape_signature"][-1])
         meta_file = metadata_path(self.path)
         meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        from pneumozoo.data.records import BINARY_CLASSES, THREE_CLASSES
+        # loads Keras: the command line lists EXPORT_FORMATS without it
+        from pneumozoo.models.head import ClassifierHead
+        from pneumozoo.models.preprocessor import XrayPreprocessor
 
-        default = {2: BINARY_CLASSES, 3: THREE_CLASSES}.get(
-            n_out, tuple(f"class_{i}" for i in range(n_out)))
-        class_names: tuple[str, ...] = tuple(meta.get("class_names", default))
+        class_names: tuple[str, ...] = tuple(meta.get("class_names", default_class_names(n_out)))
         self.name = str(meta.get("model", self.path.stem))
         self._batch = -1
         # An int8 graph starts at the normalisation (older exports) or after it (those with
@@ -372,6 +386,10 @@ class TFLiteModel:
         if x.shape[-1] == 1:
             x = np.repeat(x, 3, axis=-1)
         if self._host_normalization is not None:
+            import keras  # loaded with the preprocessor in __init__
+
+            from pneumozoo.models.preprocessor import normalize_pixels
+
             x = np.asarray(keras.ops.convert_to_numpy(
                 normalize_pixels(x, self._host_normalization, "float32")))
         return np.ascontiguousarray(x, dtype=np.float32)

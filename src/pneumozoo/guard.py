@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from pneumozoo.rules import MAX_COLOURFULNESS, is_colour_picture
+
 __all__ = ["DEFAULT_QUANTILE", "MAX_COLOURFULNESS", "OUT_OF_DOMAIN_POLICIES", "fit_guard",
            "guard_features", "is_colour_picture", "non_xray_images"]
 
@@ -30,37 +32,6 @@ OUT_OF_DOMAIN_POLICIES = ("flag", "skip", "fail")
 #: in-domain films are flagged. Chosen for the zoo on the validation films and the adult
 #: ``nih-adult-dev`` films (the data set meant for this), see benchmarks/bench_guard.py.
 DEFAULT_QUANTILE = 0.925
-#: Mean absolute difference between colour channels (0..255) above which a file is a colour
-#: picture, not a radiograph. Radiographs have R = G = B (0); JPEG chroma noise stays below 2.
-MAX_COLOURFULNESS = 6.0
-
-
-def is_colour_picture(image: np.ndarray) -> bool:
-    """True for an RGB ``uint8`` image whose channels differ like a photograph's.
-
-    The guard's features see the model's grey luminance, which hides colour: this check on
-    the file's own pixels flags colour pictures whatever their grey version looks like.
-
-    Args:
-        image: The file's pixels, as :func:`pneumozoo.read_xray` returns them.
-
-    Returns:
-        True when the mean difference between colour channels exceeds
-        :data:`MAX_COLOURFULNESS`.
-
-    Example:
-        >>> is_colour_picture(np.zeros((8, 8, 3), np.uint8))
-        False
-    """
-    a = np.asarray(image)
-    if a.ndim != 3 or a.shape[-1] != 3:
-        return False
-    step = max(1, min(a.shape[0], a.shape[1]) // 256)  # a subsample is plenty
-    x = a[::step, ::step].astype(np.int16)
-    diff = np.abs(x[..., 0] - x[..., 1]).mean() + np.abs(x[..., 1] - x[..., 2]).mean()
-    return bool(diff / 2.0 > MAX_COLOURFULNESS)
-
-
 def guard_features(model: Any, records: Sequence[Any], *, batch_size: int = 64) -> np.ndarray:
     """Penultimate features of labelled or unlabelled records, read as the model reads them.
 

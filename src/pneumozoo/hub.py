@@ -387,19 +387,19 @@ def _clean_incomplete(cache: Path, repo_id: str) -> None:
 
 def _verify_download(folder: Path, uri: str, cache: Path) -> None:
     """Check sha256s against pneumozoo.json; delete bad files from the cache, then raise."""
-    from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
-    from pneumozoo.pretrained.folder import verify_folder
+    from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES
+    from pneumozoo.pretrained.folder import stored_files, verify_folder
     from pneumozoo.utils import sha256_file
 
     if not (folder / CONFIG_FILE).is_file():
         raise PneumozooError(f"{uri}: not a pneumozoo model repository (no {CONFIG_FILE})")
-    config = PretrainedConfig.read(folder, source=uri)
+    files = stored_files(folder)
     try:
-        verify_folder(folder, config)
+        verify_folder(folder)
     except IntegrityError as e:
         bad = [name for name in WEIGHT_FILES
-               if (folder / name).is_file() and config.files.get(name)
-               and sha256_file(folder / name) != config.files[name]]
+               if (folder / name).is_file() and files.get(name)
+               and sha256_file(folder / name) != files[name]]
         if not bad:
             raise IntegrityError(f"{uri}: {e}") from None
         _evict(folder, bad, cache)

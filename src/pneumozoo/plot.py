@@ -177,7 +177,7 @@ def plot_confusion_matrix(
             names = list(class_names or report.class_names)
         else:
             cm = np.asarray(report.confusion_matrix)
-            names = list(class_names or ("normal", "pneumonia"))
+            names = list(class_names or BINARY_CLASSES)
             title = f"confusion matrix (threshold {report.threshold:.3f})"
     else:
         cm = np.asarray(report)

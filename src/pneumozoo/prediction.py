@@ -17,7 +17,7 @@ from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
 from pneumozoo.io import ImageSource, describe_source, read_xray
 from pneumozoo.models.classifier import PneumoniaClassifier
 from pneumozoo.rules import in_domain as in_domain_of
-from pneumozoo.rules import pneumonia_scores
+from pneumozoo.rules import is_colour_picture, pneumonia_scores
 from pneumozoo.tta import predict_tta
 
 __all__ = ["OUT_OF_DOMAIN_POLICIES", "Prediction", "iter_predictions", "predict"]
@@ -105,8 +105,6 @@ def _expand(inputs: Any) -> list[Any]:
 
 def _load_one(item: Any, model: PneumoniaClassifier) -> tuple[np.ndarray, bool] | InvalidImageError:
     """The prepared pixels of one input and whether it looks like a colour picture."""
-    from pneumozoo.guard import is_colour_picture
-
     if isinstance(item, InvalidImageError):
         return item
     try:  # check: films too small or without content are a per-file error, not a prediction

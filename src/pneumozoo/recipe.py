@@ -19,7 +19,8 @@ from typing import Any
 from pneumozoo.errors import PneumozooError, UnknownNameError
 from pneumozoo.rules import TASKS
 
-__all__ = ["BALANCES", "OPTIMIZERS", "SCHEDULES", "TASKS", "THRESHOLD_RULES", "ZOO_RECIPES", "Recipe"]
+__all__ = ["BALANCES", "OPTIMIZERS", "SCHEDULES", "STRATEGY_NAMES", "TASKS", "THRESHOLD_RULES",
+           "ZOO_RECIPES", "Recipe"]
 
 #: Learning-rate schedules (:func:`pneumozoo.train.compile_model`).
 SCHEDULES = ("plateau", "cosine", "exponential", "constant")
@@ -29,6 +30,9 @@ OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 THRESHOLD_RULES = ("calibrated", "youden", "youden-margin")
 #: How the classes are balanced (:func:`pneumozoo.run.recipe_for`): loss weights, oversampling, or not at all.
 BALANCES = ("weights", "oversample", "none")
+#: Distribution strategies a run can be given (:func:`pneumozoo.distribute.get_strategy`); named
+#: here, beside the rest of a run's vocabulary, so the command line lists them without Keras.
+STRATEGY_NAMES: tuple[str, ...] = ("mirrored", "data-parallel", "multiworker")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ __all__ = [
     "BINARY_CLASSES",
     "INPUT_SIZE_RANGE",
     "INPUT_SIZE_RULE",
+    "MAX_COLOURFULNESS",
     "TASKS",
+    "TASK_CLASSES",
     "TEMPERATURE_RANGE",
     "TEMPERATURE_RULE",
     "THREE_CLASSES",
@@ -28,11 +30,13 @@ __all__ = [
     "decide",
     "default_class_names",
     "in_domain",
+    "is_colour_picture",
     "is_input_size",
     "is_temperature",
     "is_threshold",
     "pneumonia_probability",
     "pneumonia_scores",
+    "task_of_names",
 ]
 
 #: ``binary`` (normal vs pneumonia) or ``3class`` (normal / bacteria / virus).
@@ -43,6 +47,8 @@ TASKS: tuple[str, ...] = ("binary", "3class")
 BINARY_CLASSES: tuple[str, ...] = ("normal", "pneumonia")
 #: Class names of a 3-class model.
 THREE_CLASSES: tuple[str, ...] = ("normal", "bacteria", "virus")
+#: How many class names each task has.
+TASK_CLASSES: dict[str, int] = {"binary": len(BINARY_CLASSES), "3class": len(THREE_CLASSES)}
 
 #: Square input sizes (pixels) a model may declare or resize to.
 INPUT_SIZE_RANGE = (16, 2048)
@@ -72,6 +78,22 @@ def default_class_names(num_classes: int) -> tuple[str, ...]:
     """
     defaults = {2: BINARY_CLASSES, 3: THREE_CLASSES}
     return defaults.get(num_classes, tuple(f"class_{i}" for i in range(num_classes)))
+
+
+def task_of_names(class_names: Sequence[str]) -> Task:
+    """``"binary"`` for 2 class names, ``"3class"`` for 3 (the one place this is decided).
+
+    Args:
+        class_names: The model's class names.
+
+    Returns:
+        The task.
+
+    Example:
+        >>> task_of_names(("normal", "bacteria", "virus"))
+        '3class'
+    """
+    return "binary" if len(class_names) == TASK_CLASSES["binary"] else "3class"
 
 
 def _finite_in(value: Any, lo: float, hi: float) -> bool:
@@ -191,6 +213,38 @@ def decide(scores: Any, threshold: float) -> np.ndarray:
     return np.asarray(scores, dtype=np.float64) >= threshold
 
 
+#: Mean absolute difference between colour channels (0..255) above which a file is a colour
+#: picture, not a radiograph. Radiographs have R = G = B (0); JPEG chroma noise stays below 2.
+MAX_COLOURFULNESS = 6.0
+
+
+def is_colour_picture(image: np.ndarray) -> bool:
+    """True for an RGB ``uint8`` image whose channels differ like a photograph's.
+
+    The guard's features see the model's grey luminance, which hides colour: this check on
+    the file's own pixels flags colour pictures whatever their grey version looks like, and
+    :func:`in_domain` counts it.
+
+    Args:
+        image: The file's pixels, as :func:`pneumozoo.read_xray` returns them.
+
+    Returns:
+        True when the mean difference between colour channels exceeds
+        :data:`MAX_COLOURFULNESS`.
+
+    Example:
+        >>> is_colour_picture(np.zeros((8, 8, 3), np.uint8))
+        False
+    """
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[-1] != 3:
+        return False
+    step = max(1, min(a.shape[0], a.shape[1]) // 256)  # a subsample is plenty
+    x = a[::step, ::step].astype(np.int16)
+    diff = np.abs(x[..., 0] - x[..., 1]).mean() + np.abs(x[..., 1] - x[..., 2]).mean()
+    return bool(diff / 2.0 > MAX_COLOURFULNESS)
+
+
 def in_domain(domain_scores: Any, colour: Sequence[bool] | np.ndarray | None = None) -> np.ndarray:
     """Which films are in the model's domain: guard score (distance / cut-off) at most 1.0,
     and not a colour picture where that is known.
@@ -198,7 +252,7 @@ def in_domain(domain_scores: Any, colour: Sequence[bool] | np.ndarray | None = N
     Args:
         domain_scores: The head's domain score per film (1.0 at the guard's cut-off).
         colour: Per film, whether its own pixels are a colour picture
-            (:func:`pneumozoo.guard.is_colour_picture`); ``None`` when not known.
+            (:func:`is_colour_picture`); ``None`` when not known.
 
     Returns:
         A boolean array.

@@ -3,8 +3,9 @@
 :func:`run_recipe` is the one path behind ``pneumozoo train``, ``pneumozoo train --recipe
 NAME`` and ``recipes/*.py``: it checks the recipe and the films, holds the run's lock
 (:func:`output_lock`), optionally turns on op determinism, splits patient-wise, trains
-(:func:`pneumozoo.fit`), calibrates on validation, evaluates once on test when asked, and writes
-the model folder (:func:`pneumozoo.pretrained.release.write_release`). :mod:`pneumozoo.recipe`
+(:func:`pneumozoo.fit`), calibrates on validation and describes the release
+(:func:`prepare_release`), evaluates once on test when asked, and writes the model folder
+(:func:`pneumozoo.pretrained.release.write_release`). :mod:`pneumozoo.recipe`
 only describes runs; this module runs them.
 
 Example:
@@ -20,7 +21,7 @@ import platform
 import random
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,18 +38,21 @@ from pneumozoo.errors import DataError, PneumozooError, UnknownNameError
 from pneumozoo.evaluation import evaluate
 from pneumozoo.evaluation.calibration import recalibrate
 from pneumozoo.evaluation.metrics import binary_metrics, pneumonia_scores
+from pneumozoo.evaluation.report import report_from_predictions
 from pneumozoo.evaluation.scoring import FilmScores, predict_records, score_films
 from pneumozoo.evaluation.thresholds import choose_threshold
 from pneumozoo.models import build_model
+from pneumozoo.models.classifier import as_classifier
 from pneumozoo.models.preprocessor import NORMALIZATIONS
 from pneumozoo.models.registry import get_model_info
 from pneumozoo.pretrained import get_recipe, load_pretrained
-from pneumozoo.pretrained.release import prepare_release, write_release
+from pneumozoo.pretrained.config import PretrainedConfig
+from pneumozoo.pretrained.release import write_release
 from pneumozoo.recipe import BALANCES, Recipe
 from pneumozoo.train import fit
 
-__all__ = ["LOCK_FILE", "check_recipe", "deterministic_ops", "output_lock", "recipe_for",
-           "run_recipe", "run_zoo_recipe"]
+__all__ = ["LOCK_FILE", "check_recipe", "deterministic_ops", "output_lock", "prepare_release",
+           "recipe_for", "run_recipe", "run_zoo_recipe"]
 
 #: Lock file a run keeps in its checkpoint folder while it trains and writes.
 LOCK_FILE = ".pneumozoo-train.lock"
@@ -356,6 +360,67 @@ def _run_locked(recipe: Recipe, data: str | Path, records: list[Record], *, out:
         shutil.copyfile(history, out / "history.json")
     log(f"[{recipe.name}] wrote {out}")
     return model, written
+
+
+def prepare_release(
+    model: Any,
+    validation: Sequence[Record],
+    *,
+    name: str,
+    architecture: str,
+    threshold_rule: str = "youden-margin",
+    description: str = "",
+    training: dict[str, Any] | None = None,
+    train: Sequence[Record] | None = None,
+    calibration: dict[str, Any] | None = None,
+    scores: FilmScores | None = None,
+) -> tuple[Any, PretrainedConfig]:
+    """Calibrate ``model`` (unless already done) and describe it as a release.
+
+    Refits the temperature, the threshold (by ``threshold_rule``) and the domain guard with
+    :func:`~pneumozoo.evaluation.calibration.recalibrate` on ``validation`` (and ``train``
+    for the guard), unless ``calibration`` (what :func:`pneumozoo.fit` already fitted, its
+    ``extra["calibration"]``) is given; then measures the validation metrics.
+
+    Args:
+        model: A trained pneumozoo model (changed in place).
+        validation: Validation records (never the test split).
+        name: Name of the release (registry name / folder name).
+        architecture: Architecture name from :func:`pneumozoo.list_models`.
+        threshold_rule: The declared threshold rule (see
+            :func:`pneumozoo.evaluation.choose_threshold`).
+        description: One line for the config and the model card.
+        training: What to record about the training run (data, epochs, recipe...).
+        train: The training records (the guard is fitted on them).
+        calibration: A recalibration already done on ``validation``.
+        scores: The validation films' scores by the trained model
+            (:func:`pneumozoo.evaluation.scoring.score_films`); scored here, once, when absent.
+
+    Returns:
+        ``(model, config)``; write them with
+        :func:`pneumozoo.pretrained.release.write_release`.
+
+    Example:
+        >>> calibrated, config = prepare_release(model, val, name="mine", architecture="xraynet")  # doctest: +SKIP
+    """
+    clf = as_classifier(model)
+    if scores is None:
+        scores = score_films(clf, validation)
+    if calibration is None:
+        calibration = recalibrate(clf, validation, train=train, threshold_rule=threshold_rule,
+                                  scores=scores)
+    y_val: np.ndarray = np.asarray(targets(validation, clf.task))
+    calibrated = scores.at_temperature(clf.temperature)
+    val = report_from_predictions(y_val, calibrated, clf.class_names, threshold=clf.threshold).to_dict()
+    val["ece"] = calibration["ece"]
+    val["ece_uncalibrated"] = calibration["ece_uncalibrated"]
+    config = PretrainedConfig.from_model(
+        clf, name=name, architecture=architecture, metrics={"validation": val},
+        training={**(training or {}), "validation_images": len(validation),
+                  "threshold_rule": calibration["threshold_rule"],
+                  "domain_guard": calibration["guard"]},
+        description=description)
+    return clf, config
 
 
 def _machine(arch: str) -> str:

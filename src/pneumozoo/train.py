@@ -23,7 +23,7 @@ from pneumozoo.data.pipeline import make_batches
 from pneumozoo.data.records import Record, Task
 from pneumozoo.data.splits import class_weights as balanced_weights
 from pneumozoo.errors import DataError
-from pneumozoo.metrics import PneumoniaAUC, SmoothedSparseCrossentropy
+from pneumozoo.keras_metrics import PneumoniaAUC, SmoothedSparseCrossentropy
 from pneumozoo.models.classifier import as_classifier
 from pneumozoo.recipe import OPTIMIZERS, Recipe
 from pneumozoo.utils import atomic_path, atomic_write_json

@@ -36,6 +36,7 @@ from pneumozoo.data.records import Record, Task, targets
 from pneumozoo.io import read_xray
 from pneumozoo.models.classifier import as_classifier
 from pneumozoo.models.preprocessor import XrayPreprocessor
+from pneumozoo.rules import is_colour_picture
 
 __all__ = ["FilmBatches", "decode_resize", "load_films", "load_pixels", "make_batches",
            "make_dataset", "resize_images"]
@@ -134,7 +135,8 @@ def _cache_file(cache: str | Path, paths: Sequence[str], pre: XrayPreprocessor) 
 
 def load_films(records: Sequence[Record] | Sequence[str | Path], model: Any = None, *,
                input_size: int | None = None, color: bool = False,
-               cache: bool | str | Path = True, threads: int | None = None) -> np.ndarray:
+               cache: bool | str | Path = True, threads: int | None = None,
+               colour: np.ndarray | None = None) -> np.ndarray:
     """Every film read and prepared as the model sees it: ``uint8 (N, size, size, C)``.
 
     The one pixel path of training and evaluation: :func:`load_pixels` per film (read with
@@ -151,6 +153,9 @@ def load_films(records: Sequence[Record] | Sequence[str | Path], model: Any = No
             and reads it back when the same files are asked again; ``True``/``False``: no
             file (the array is in memory either way).
         threads: Decoding threads (default: 2 x CPUs, 2..16).
+        colour: A boolean array of length N to fill (like NumPy's ``out=``) with whether
+            each file is a colour picture (:func:`pneumozoo.rules.is_colour_picture` on its
+            own pixels, which the grey films no longer show); the cache file is not read then.
 
     Returns:
         ``uint8 (N, size, size, C)``, one film per record in the records' order.
@@ -167,16 +172,21 @@ def load_films(records: Sequence[Record] | Sequence[str | Path], model: Any = No
     pre = _preprocessor(model, input_size, color)
     paths = [str(getattr(r, "path", r)) for r in records]
     file = None
+    if colour is not None and colour.shape != (len(paths),):
+        raise ValueError(f"colour must have shape ({len(paths)},), got {colour.shape}")
     if cache not in (True, False, None):
         file = _cache_file(cache, paths, pre)  # type: ignore[arg-type]
-        if file.is_file():
+        if file.is_file() and colour is None:
             films = np.load(file)
             if films.shape == (len(paths), pre.input_size, pre.input_size, pre.channels):
                 return films
     out = np.empty((len(paths), pre.input_size, pre.input_size, pre.channels), np.uint8)
 
     def one(i: int) -> None:
-        out[i] = load_pixels(paths[i], pre).reshape(out.shape[1:])
+        image = read_xray(paths[i])
+        if colour is not None:
+            colour[i] = is_colour_picture(image)
+        out[i] = pre.prepare(image).reshape(out.shape[1:])
 
     if len(paths) > 1:
         with ThreadPoolExecutor(threads or _threads(), thread_name_prefix="pneumozoo-decode") as ex:

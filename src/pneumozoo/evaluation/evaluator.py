@@ -21,7 +21,7 @@ from pneumozoo.evaluation.report import EvaluationReport, report_from_prediction
 from pneumozoo.evaluation.scoring import score_records
 from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
 from pneumozoo.plot import require_matplotlib
-from pneumozoo.rules import in_domain as in_domain_of
+from pneumozoo.rules import BINARY_CLASSES
 
 __all__ = ["evaluate"]
 
@@ -101,13 +101,12 @@ def evaluate(
             raise
         scored_as = "binary"  # a NORMAL/PNEUMONIA folder without bacteria/virus in the names
         y = np.asarray(targets(records, "binary"))
-    probs, domain = score_records(clf, records, batch_size=batch_size, tta=tta)
+    scored = score_records(clf, records, batch_size=batch_size, tta=tta)
+    probs, domain, in_domain = scored.probabilities, scored.domain_scores, scored.in_domain
     if scored_as != clf.task:
         p_sick = pneumonia_scores(probs)[:, None]
         probs = np.concatenate([1.0 - p_sick, p_sick], axis=1)
-        names = ["normal", "pneumonia"]
-    # The pipeline hands the model grey films, so the colour check of prediction cannot apply.
-    in_domain = None if domain is None else in_domain_of(domain)
+        names = list(BINARY_CLASSES)
     if in_domain is not None and not in_domain.all():
         if on_out_of_domain == "fail":
             first = int(np.argmin(in_domain))

@@ -1,27 +1,57 @@
 """Scoring: a model's softmax outputs and domain scores for records, in order.
 
-The one path by which evaluation, calibration, adaptation and release score films: the model's
-own pipeline (:func:`pneumozoo.data.make_dataset`) and its :meth:`scores` method.
+The one path by which evaluation, calibration, adaptation and release score films: the films
+as the model sees them (:func:`pneumozoo.data.load_films`, uint8) through the model's
+:meth:`~pneumozoo.models.PneumoniaClassifier.predict_prepared`, as :func:`pneumozoo.predict`
+does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from pneumozoo.data.records import Record, Task
+from pneumozoo.rules import in_domain
 from pneumozoo.tta import predict_tta
 
-__all__ = ["FilmScores", "predict_records", "score_films", "score_records", "with_temperature"]
+__all__ = ["FilmScores", "RecordScores", "predict_records", "score_films", "score_records",
+           "with_temperature"]
+
+
+class RecordScores(NamedTuple):
+    """What :func:`score_records` gives per film, in the records' order."""
+
+    #: ``(n, classes)`` softmax outputs.
+    probabilities: np.ndarray
+    #: ``(n,)`` domain-guard scores (distance / cut-off, 1.0 at the cut-off); None without a guard.
+    domain_scores: np.ndarray | None
+    #: ``(n,)`` whether each file is a colour picture (:func:`pneumozoo.rules.is_colour_picture`).
+    colour: np.ndarray
+
+    @property
+    def in_domain(self) -> np.ndarray | None:
+        """Per film, in the model's domain (:func:`pneumozoo.rules.in_domain`: the guard's
+        score and the colour check, as :func:`pneumozoo.predict` decides); None without a guard."""
+        return None if self.domain_scores is None else in_domain(self.domain_scores, self.colour)
+
+
+def _films(clf: Any, records: Sequence[Record], colour: np.ndarray | None = None) -> np.ndarray:
+    """The films as the model sees them (:func:`pneumozoo.data.load_films`, the one pixel path)."""
+    from pneumozoo.data.pipeline import load_films  # loads Keras (through the model's preprocessor)
+
+    return load_films(list(records), clf, cache=False, colour=colour)
 
 
 def score_records(model: Any, records: Sequence[Record], *, batch_size: int = 32,
-                  tta: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Softmax outputs and domain-guard scores (distance / cut-off; ``None`` without a guard)
-    of ``model`` for ``records``, in order, streamed through the model's own pipeline.
+                  tta: bool = False) -> RecordScores:
+    """Softmax outputs, domain-guard scores and the colour check of ``model`` for ``records``.
+
+    The films are read once (:func:`pneumozoo.data.load_films`, uint8 as the model sees them)
+    and go through :meth:`~pneumozoo.models.PneumoniaClassifier.predict_prepared` in batches.
 
     Args:
         model: A pneumozoo model.
@@ -31,20 +61,19 @@ def score_records(model: Any, records: Sequence[Record], *, batch_size: int = 32
             (:func:`pneumozoo.tta.predict_tta`).
 
     Returns:
-        ``(probabilities (n, classes), domain scores (n,) or None)``.
+        A :class:`RecordScores` (``probabilities, domain_scores, colour``).
 
     Example:
-        >>> probs, domain = score_records(model, records)  # doctest: +SKIP
+        >>> probs, domain, colour = score_records(model, records)  # doctest: +SKIP
     """
-    # keras-heavy: the pipeline and the model class load Keras (and its backend)
-    from pneumozoo.data.pipeline import make_dataset
-    from pneumozoo.models.classifier import as_classifier
+    from pneumozoo.models.classifier import as_classifier  # loads Keras
 
     clf = as_classifier(model)
-    ds = make_dataset(records, clf, batch_size=batch_size, training=False, cache=False)
+    colour = np.zeros(len(records), dtype=bool)
+    films = _films(clf, records, colour)
     probs, scores = [], []
-    for x, _ in ds:
-        batch = np.asarray(x)
+    for start in range(0, len(films), batch_size):
+        batch = films[start:start + batch_size]
         p, d = clf.scores(batch)
         if tta:
             p = np.asarray(predict_tta(clf, batch), dtype=np.float64)
@@ -52,8 +81,8 @@ def score_records(model: Any, records: Sequence[Record], *, batch_size: int = 32
         if d is not None:
             scores.append(d)  # the head's domain score: 1.0 at the cut-off
     k = len(clf.class_names)
-    return (np.concatenate(probs) if probs else np.zeros((0, k)),
-            np.concatenate(scores) if scores else None)
+    return RecordScores(np.concatenate(probs) if probs else np.zeros((0, k)),
+                        np.concatenate(scores) if scores else None, colour)
 
 
 def with_temperature(probabilities: np.ndarray, old: float, new: float) -> np.ndarray:
@@ -130,15 +159,13 @@ def score_films(model: Any, records: Sequence[Record], *, batch_size: int = 32) 
     Example:
         >>> val_scores = score_films(model, val_records)  # doctest: +SKIP
     """
-    # keras-heavy: the pipeline and the model class load Keras (and its backend)
-    from pneumozoo.data.pipeline import make_dataset
-    from pneumozoo.models.classifier import as_classifier
+    from pneumozoo.models.classifier import as_classifier  # loads Keras
 
     clf = as_classifier(model)
-    ds = make_dataset(list(records), clf, batch_size=batch_size, training=False, cache=False)
+    films = _films(clf, records)
     probs, feats = [], []
-    for x, _ in ds:
-        p, f = clf.predict_prepared(np.asarray(x))
+    for start in range(0, len(films), batch_size):
+        p, f = clf.predict_prepared(films[start:start + batch_size])
         probs.append(p)
         feats.append(f)
     k = len(clf.class_names)

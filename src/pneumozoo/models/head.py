@@ -17,6 +17,7 @@ from keras import ops
 
 from pneumozoo.errors import ModelConfigError
 from pneumozoo.rules import (
+    BINARY_CLASSES,
     TEMPERATURE_RANGE,
     TEMPERATURE_RULE,
     THRESHOLD_RULE,
@@ -25,15 +26,11 @@ from pneumozoo.rules import (
     is_temperature,
     is_threshold,
     pneumonia_scores,
+    task_of_names,
 )
 
-__all__ = ["GUARD_MAX_COMPONENTS", "GUARD_PROJECTED_COMPONENTS", "TEMPERATURE_RANGE", "ClassifierHead", "PooledStats", "task_of_names"]
+__all__ = ["GUARD_MAX_COMPONENTS", "GUARD_PROJECTED_COMPONENTS", "TEMPERATURE_RANGE", "ClassifierHead", "PooledStats"]
 
-
-
-def task_of_names(class_names: Sequence[str]) -> Task:
-    """``"binary"`` for 2 class names, ``"3class"`` for 3 (the one place this is decided)."""
-    return "binary" if len(class_names) == 2 else "3class"
 
 
 def check_temperature(temperature: Any) -> float:
@@ -123,7 +120,7 @@ class ClassifierHead(keras.layers.Layer):
 
     def __init__(
         self,
-        class_names: Sequence[str] = ("normal", "pneumonia"),
+        class_names: Sequence[str] = BINARY_CLASSES,
         temperature: float = 1.0,
         threshold: float = 0.5,
         guard_blocks: Sequence[int] = (),

@@ -16,6 +16,7 @@ from keras import ops
 __all__ = ["NORMALIZATIONS", "ClassifierOutput", "Normalize", "Resizing"]
 
 from pneumozoo.models.preprocessor import NORMALIZATIONS, normalize_pixels
+from pneumozoo.rules import BINARY_CLASSES
 
 
 @keras.saving.register_keras_serializable(package="pneumozoo")
@@ -105,7 +106,7 @@ class ClassifierOutput(keras.layers.Layer):
 
     def __init__(
         self,
-        class_names: Sequence[str] = ("normal", "pneumonia"),
+        class_names: Sequence[str] = BINARY_CLASSES,
         temperature: float = 1.0,
         **kwargs: Any,
     ) -> None:

@@ -1,20 +1,118 @@
-"""The typed config every pretrained model carries (``pneumozoo.json`` in its folder)."""
+"""The typed config every pretrained model carries (``pneumozoo.json`` in its folder).
+
+One store per setting: how a model decides (task, class names, input size, threshold,
+temperature, colour policy, normalisation) lives in the model itself, in its Keras
+``config.json``; ``pneumozoo.json`` keeps only provenance, metrics and hashes. Reading a folder
+joins the two, so a :class:`PretrainedConfig` still shows the settings without loading Keras.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from pneumozoo.errors import ModelMetadataError, PneumozooError
 from pneumozoo.pretrained import schema
+from pneumozoo.rules import task_of_names
+from pneumozoo.utils import atomic_write_json
 
-__all__ = ["CONFIG_FILE", "WEIGHT_FILES", "PretrainedConfig"]
+__all__ = ["CONFIG_FILE", "MODEL_SETTINGS", "WEIGHT_FILES", "PretrainedConfig", "model_settings",
+           "settings_of"]
 
 #: Name of the pneumozoo config inside a model folder.
 CONFIG_FILE = "pneumozoo.json"
 #: Files of Keras's native folder format, all checked against their sha256.
 WEIGHT_FILES = ("config.json", "metadata.json", "model.weights.h5")
+#: Fields read off the model (its Keras config), never stored in ``pneumozoo.json``.
+MODEL_SETTINGS = ("task", "class_names", "input_size", "threshold", "preprocessing")
+
+_HEAD = "pneumozoo>ClassifierHead"
+_PREPROCESSOR = "pneumozoo>XrayPreprocessor"
+
+
+def _settings(head: Mapping[str, Any], preprocessor: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`MODEL_SETTINGS` of a model, from its head's and preprocessor's configs."""
+    class_names = tuple(head["class_names"])
+    size = preprocessor["input_size"]
+    return {
+        "task": task_of_names(class_names),
+        "class_names": class_names,
+        "input_size": size,
+        "threshold": head["threshold"],
+        "preprocessing": {
+            "input": "grey or RGB, uint8 or float, 0..255, any size",
+            "color": preprocessor["color"],
+            "resize": f"bilinear with antialiasing to {size}x{size}, rounded to whole pixel "
+                      "values, inside the model",
+            "normalization": f"{preprocessor['normalization']}, inside the model",
+            "temperature": round(float(head["temperature"]), 6),
+            "reader": "pneumozoo.read_xray (EXIF orientation, 16-bit, palette, RGBA, DICOM)",
+        },
+    }
+
+
+def settings_of(model: Any) -> dict[str, Any]:
+    """The :data:`MODEL_SETTINGS` of a live model (what :func:`model_settings` reads once it is
+    saved).
+
+    Args:
+        model: A :class:`~pneumozoo.models.PneumoniaClassifier`.
+
+    Returns:
+        ``task``, ``class_names``, ``input_size``, ``threshold`` and ``preprocessing``.
+    """
+    return _settings(model.head.get_config(), model.preprocessor.get_config())
+
+
+def _layers(node: Any) -> Iterator[Mapping[str, Any]]:
+    """Every serialized layer in a Keras config, nested models included."""
+    if isinstance(node, Mapping):
+        if isinstance(node.get("registered_name"), str):
+            yield node
+        for value in node.values():
+            yield from _layers(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _layers(value)
+
+
+def model_settings(folder: str | Path) -> dict[str, Any] | None:
+    """The settings a saved model holds, read from its ``config.json`` without Keras.
+
+    Args:
+        folder: A model folder.
+
+    Returns:
+        The :data:`MODEL_SETTINGS` (checked by the schema), or None when the folder has no
+        ``config.json`` or the model has no pneumozoo head (a pneumozoo 0.1 model, whose
+        settings are still in ``pneumozoo.json``).
+
+    Raises:
+        ModelMetadataError: If ``config.json`` is not bounded JSON, holds more than one head,
+            or a setting breaks its rule (one line naming the file and the setting).
+    """
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        return None
+    config = schema.read_json(path, max_bytes=schema.MAX_KERAS_CONFIG_BYTES)
+    found: dict[str, list[Mapping[str, Any]]] = {_HEAD: [], _PREPROCESSOR: []}
+    for layer in _layers(config):
+        if layer["registered_name"] in found and isinstance(layer.get("config"), Mapping):
+            found[layer["registered_name"]].append(layer["config"])
+    heads, preprocessors = found[_HEAD], found[_PREPROCESSOR]
+    if not heads or not preprocessors:
+        return None
+    if len(heads) > 1 or len(preprocessors) > 1:
+        raise ModelMetadataError(str(path), "", "holds more than one pneumozoo head or "
+                                 "preprocessor; a pneumozoo model has one of each")
+    try:
+        settings = _settings(heads[0], preprocessors[0])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelMetadataError(str(path), "", f"the model's head or preprocessor lacks a "
+                                 f"valid setting ({type(e).__name__}: {e})") from None
+    return schema.validate(settings, str(path), partial=True)
 
 
 @dataclass(frozen=True)
@@ -84,24 +182,24 @@ class PretrainedConfig:
 
         Returns:
             The config: architecture, task, class names, input size and threshold from the
-            model, ``preprocessing`` from its preprocessor and head.
+            model, ``preprocessing`` from its preprocessor and head (the same reading as
+            :func:`model_settings` makes of the saved model).
         """
-        from pneumozoo.models.classifier import as_classifier
+        from pneumozoo.models.classifier import as_classifier  # loads Keras
 
         clf = as_classifier(model)
-        pre = clf.preprocessor
-        preprocessing = {
-            "input": "grey or RGB, uint8 or float, 0..255, any size",
-            "color": pre.color,
-            "resize": f"bilinear with antialiasing to {pre.input_size}x{pre.input_size}, "
-                      "rounded to whole pixel values, inside the model",
-            "normalization": f"{pre.normalization}, inside the model",
-            "temperature": round(float(clf.temperature), 6),
-            "reader": "pneumozoo.read_xray (EXIF orientation, 16-bit, palette, RGBA, DICOM)",
-        }
-        return cls(name=name, architecture=extra.pop("architecture", clf.name), task=clf.task,
-                   class_names=tuple(clf.class_names), input_size=pre.input_size,
-                   threshold=float(clf.threshold), preprocessing=preprocessing, **extra)
+        return cls(name=name, **{"architecture": clf.name, **extra, **settings_of(clf)})
+
+    def with_settings_of(self, model: Any) -> PretrainedConfig:
+        """This config with the settings (:data:`MODEL_SETTINGS`) read off ``model``.
+
+        Args:
+            model: A :class:`~pneumozoo.models.PneumoniaClassifier`.
+
+        Returns:
+            A new config; what ``PretrainedConfig.read`` gives once the model is saved beside it.
+        """
+        return replace(self, **settings_of(model))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``pneumozoo models --json`` prints)."""
@@ -147,26 +245,39 @@ class PretrainedConfig:
         Returns:
             The config.
 
+        The model's settings (:data:`MODEL_SETTINGS`) come from its ``config.json``; a
+        ``pneumozoo.json`` written before they moved there must agree with it.
+
         Raises:
             PneumozooError: If the file is missing.
             ModelMetadataError: If it is not a small UTF-8 JSON object whose fields pass the
-                schema (one line naming the file and the field).
+                schema, or it disagrees with the model (one line naming the file and the field).
         """
         path = Path(folder) / CONFIG_FILE
         try:
             data = schema.read_json(path, max_bytes=schema.MAX_CONFIG_BYTES)
         except FileNotFoundError:
             raise PneumozooError(f"{folder}: not a pneumozoo model folder (no {CONFIG_FILE})") from None
+        settings = model_settings(folder)
+        if settings is not None and isinstance(data, Mapping):
+            stored = schema.validate(data, str(path), partial=True)
+            for key in ("task", "class_names", "input_size", "threshold"):
+                if key in stored and stored[key] != settings[key]:  # a folder written before 0.4
+                    raise ModelMetadataError(str(path), key, f"is {stored[key]!r} but the model "
+                                             f"in config.json has {settings[key]!r}")
+            data = {**data, **settings}
         return cls.from_dict(data, source=source or str(folder), file=str(path))
 
     def write(self, folder: str | Path) -> None:
-        """Write ``pneumozoo.json`` into ``folder`` (``source`` is not stored).
+        """Write ``pneumozoo.json`` into ``folder``: provenance, metrics and hashes.
+
+        Neither ``source`` nor the model's settings (:data:`MODEL_SETTINGS`, which the model's
+        ``config.json`` holds) are stored.
 
         Args:
             folder: The model folder (written atomically).
         """
-        from pneumozoo.utils import atomic_write_json
-
         data = self.to_dict()
-        data.pop("source", None)
+        for key in ("source", *MODEL_SETTINGS):
+            data.pop(key, None)
         atomic_write_json(Path(folder) / CONFIG_FILE, data)

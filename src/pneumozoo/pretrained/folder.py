@@ -6,7 +6,7 @@
       config.json        Keras model config      (keras.saving, zipped=False)
       metadata.json      Keras version, date
       model.weights.h5   weights (no optimizer)
-      pneumozoo.json     PretrainedConfig: classes, size, threshold, metrics, sha256s
+      pneumozoo.json     provenance, metrics and sha256s (the settings are the model's own)
       README.md          model card with Hub metadata
 
 Loading verifies every sha256 first, refuses configs that would run code (``Lambda`` layers,
@@ -25,6 +25,7 @@ from typing import Any
 import keras
 
 from pneumozoo.errors import IntegrityError, ModelMetadataError, PneumozooError
+from pneumozoo.pretrained import schema
 from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 from pneumozoo.utils import sha256_file
 
@@ -34,6 +35,7 @@ __all__ = [
     "load_model_file",
     "read_config_json",
     "save_folder",
+    "stored_files",
     "verify_folder",
 ]
 
@@ -84,8 +86,6 @@ def load_model_file(path: str | Path) -> keras.Model:
     Example:
         >>> model = load_model_file("checkpoints/model.keras")  # doctest: +SKIP
     """
-    from pneumozoo.pretrained import schema
-
     path = Path(path)
     limit = schema.MAX_KERAS_CONFIG_BYTES
     try:
@@ -123,22 +123,44 @@ def _check_metadata(data: Any, file: str) -> None:
             raise ModelMetadataError(file, key, "must be a string or a number")
 
 
-def verify_folder(folder: str | Path, config: PretrainedConfig) -> None:
-    """Check every file's sha256 against ``config.files``.
+def stored_files(folder: str | Path) -> dict[str, str]:
+    """The sha256s ``pneumozoo.json`` publishes, its own fields checked first.
 
     Args:
         folder: The model folder.
-        config: Its config (``config.files`` maps file names to sha256 hex digests).
+
+    Returns:
+        File name -> sha256 hex digest (empty when the file lists none).
+
+    Raises:
+        ModelMetadataError: If ``pneumozoo.json`` is not bounded JSON or a field it holds
+            breaks its rule (one line naming the file and the field).
+    """
+    path = Path(folder) / CONFIG_FILE
+    data = schema.read_json(path, max_bytes=schema.MAX_CONFIG_BYTES)
+    return dict(schema.validate(data, str(path), partial=True).get("files", {}))
+
+
+def verify_folder(folder: str | Path, config: PretrainedConfig | None = None) -> None:
+    """Check every file's sha256 against the published ones.
+
+    Args:
+        folder: The model folder.
+        config: Its config (``config.files`` maps file names to sha256 hex digests); by
+            default the hashes are read from the folder's ``pneumozoo.json``
+            (:func:`stored_files`), so nothing else of the folder is read before its hashes
+            are checked.
 
     Raises:
         IntegrityError: On a missing file, a missing hash, or a mismatch.
 
     Example:
-        >>> verify_folder("models/my-cnn4", PretrainedConfig.read("models/my-cnn4"))  # doctest: +SKIP
+        >>> verify_folder("models/my-cnn4")  # doctest: +SKIP
     """
     folder = Path(folder)
+    published = config.files if config is not None else stored_files(folder)
     for name in WEIGHT_FILES:
-        expected = config.files.get(name)
+        expected = published.get(name)
         path = folder / name
         if not expected:
             raise IntegrityError(f"{folder}: {CONFIG_FILE} has no sha256 for {name}")
@@ -177,8 +199,14 @@ def load_folder(folder: str | Path, *, source: str = "") -> keras.Model:
     folder = Path(folder)
     if not (folder / CONFIG_FILE).exists():
         _no_config(folder)
+    # A hostile folder meets the checks in this order, before anything trusts what it reads:
+    # pneumozoo.json's own fields, every sha256, the Keras config's allow-list; only then are
+    # the model's settings read from that config (PretrainedConfig.read).
+    verify_folder(folder)
+    keras_config = folder / "config.json"
+    check_config_safe(schema.read_json(keras_config, max_bytes=schema.MAX_KERAS_CONFIG_BYTES),
+                      str(keras_config))
     config = PretrainedConfig.read(folder, source=source or str(folder))
-    verify_folder(folder, config)
     model = load_model_file(folder)
     _check_outputs(model, config, folder)
     return _as_current(model, config, folder)
@@ -239,17 +267,21 @@ def load_keras_file(path: str | Path) -> keras.Model:
 
 def _check_outputs(model: keras.Model, config: PretrainedConfig, folder: Path) -> None:
     """Refuse a folder whose ``class_names`` do not match the model's outputs."""
+    from pneumozoo.models.classifier import PneumoniaClassifier  # loads Keras (it is loaded)
+
     outputs = getattr(model, "outputs", None) or []
     width = outputs[0].shape[-1] if len(outputs) == 1 and outputs[0].shape else None
     if width != len(config.class_names):
         got = f"{width} outputs" if len(outputs) == 1 else f"{len(outputs)} output tensors"
-        raise ModelMetadataError(str(folder / CONFIG_FILE), "class_names",
-                                 f"lists {len(config.class_names)} classes but the model in "
-                                 f"config.json has {got}")
+        # the names come from the model's head, or from pneumozoo.json for a 0.1 model
+        where = "config.json" if isinstance(model, PneumoniaClassifier) else CONFIG_FILE
+        raise ModelMetadataError(str(folder / where), "class_names",
+                                 f"lists {len(config.class_names)} classes but the model has "
+                                 f"{got}")
 
 
 def _as_current(model: keras.Model, config: PretrainedConfig, folder: Path) -> keras.Model:
-    """The loaded model as a PneumoniaClassifier whose head agrees with ``pneumozoo.json``."""
+    """The loaded model as a PneumoniaClassifier (a pneumozoo 0.1 model is upgraded)."""
     from pneumozoo.models.classifier import PneumoniaClassifier
     from pneumozoo.models.legacy import is_legacy, upgrade_legacy
 
@@ -258,11 +290,7 @@ def _as_current(model: keras.Model, config: PretrainedConfig, folder: Path) -> k
     if not isinstance(model, PneumoniaClassifier):
         raise PneumozooError(f"{folder}: not a pneumozoo model (its Keras config holds a "
                              f"{type(model).__name__}, not a PneumoniaClassifier)")
-    if tuple(model.class_names) != tuple(config.class_names) or abs(model.threshold - config.threshold) > 1e-6:
-        raise PneumozooError(f"{folder}: {CONFIG_FILE} (class_names {list(config.class_names)}, "
-                             f"threshold {config.threshold}) disagrees with the model's head "
-                             f"(class_names {list(model.class_names)}, threshold {model.threshold})")
-    return model
+    return model  # its settings are the config's: PretrainedConfig.read took them from it
 
 
 def _inference_copy(model: keras.Model) -> keras.Model:
@@ -310,8 +338,7 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
         from pneumozoo.models.classifier import PneumoniaClassifier
 
         if isinstance(model, PneumoniaClassifier):  # the model's own settings are the truth
-            config = replace(config, task=model.task, class_names=model.class_names,
-                             input_size=model.input_size, threshold=model.threshold)
+            config = config.with_settings_of(model)
         written = replace(config, files=files, params=_network_params(model))
         written.write(tmp)
         if card is not None:

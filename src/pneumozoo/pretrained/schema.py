@@ -28,6 +28,7 @@ from pneumozoo.errors import ModelMetadataError
 from pneumozoo.rules import (
     INPUT_SIZE_RANGE,
     INPUT_SIZE_RULE,
+    TASK_CLASSES,
     TEMPERATURE_RANGE,
     TEMPERATURE_RULE,
     THRESHOLD_RULE,
@@ -61,8 +62,8 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_KERAS_CONFIG_BYTES = 32 << 20
 #: Deepest nesting of objects and arrays accepted in any model JSON file.
 MAX_JSON_DEPTH = 64
-#: Tasks and the number of class names each has.
-TASKS = {"binary": 2, "3class": 3}
+#: Tasks and the number of class names each has (the rule lives in :mod:`pneumozoo.rules`).
+TASKS = TASK_CLASSES
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")

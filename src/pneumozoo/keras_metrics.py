@@ -1,4 +1,5 @@
-"""Keras metrics and losses for the zoo's softmax outputs and sparse labels."""
+"""Keras metrics and losses for the zoo's softmax outputs and sparse labels (what training
+compiles; the evaluation's NumPy metrics are :mod:`pneumozoo.evaluation.metrics`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import keras
 from keras import ops
 
 # The one definition of P(pneumonia) = 1 - P(normal), re-exported here for Keras code.
-from pneumozoo.evaluation.metrics import pneumonia_probability
+from pneumozoo.rules import pneumonia_probability
 
 __all__ = ["PneumoniaAUC", "SmoothedSparseCrossentropy", "pneumonia_probability"]
 
