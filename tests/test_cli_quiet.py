@@ -136,12 +136,12 @@ def test_a_fatal_error_is_one_line_and_status_2(monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 23: an error that is not the user's (here a crashing loader) prints one line and
     exits 2, no table header and no traceback."""
-    import pneumozoo.pretrained as pretrained
+    import pneumozoo.cli as cli
 
     def boom(*args: object, **kwargs: object) -> None:
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(pretrained, "load_pretrained", boom)
+    monkeypatch.setattr(cli, "load_pretrained", boom)
     status = main(["predict", str(ROOT / "examples" / "xrays")])
     out, err = capsys.readouterr()
     assert status == 2, (out, err)

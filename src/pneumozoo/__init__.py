@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from pneumozoo._version import __version__
+from pneumozoo.utils import quiet_tensorflow
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -160,7 +161,7 @@ def __getattr__(name: str) -> Any:
     if name in ("augment", "adapt"):  # modules; `adapt` is also callable as the function
         value: Any = importlib.import_module(module)
     else:
-        _quiet_tensorflow()
+        quiet_tensorflow()
         value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
@@ -168,29 +169,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
-
-
-def _quiet_tensorflow(level: str | None = None) -> None:
-    """Set TensorFlow's C++ log level before TensorFlow is imported.
-
-    Library use (``level=None``) keeps a level the user chose and otherwise hides info and
-    warning lines. The command line passes ``level="3"`` (unless ``--verbose``) and also runs
-    its one ``import keras`` with stderr captured (``pneumozoo.cli``), which hides the lines
-    TensorFlow prints before its log level applies. There is deliberately no import hook: a
-    meta-path finder runs inside every import of the process, and one that imported
-    ``importlib.util`` there recursed forever in a fresh virtual environment (issue 21).
-
-    Args:
-        level: Value for ``TF_CPP_MIN_LOG_LEVEL`` (``"3"``: errors hidden too); ``None``
-            keeps the user's and defaults to ``"2"``.
-    """
-    import os
-
-    if level is None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
-    if level == "3":  # TensorFlow's Python warnings too (e.g. tf.function retracing notes)
-        import logging
-
-        logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import sys
 import types
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,12 @@ from typing import Any
 
 import numpy as np
 
+from pneumozoo.data import patient_split, scan_folder, targets
 from pneumozoo.errors import DataError, PneumozooError
+from pneumozoo.guard import fit_guard, guard_features
+from pneumozoo.pretrained.config import PretrainedConfig
+from pneumozoo.pretrained.release import write_release
+from pneumozoo.recipe import Recipe
 from pneumozoo.rules import BINARY_CLASSES
 from pneumozoo.rules import in_domain as in_domain_of
 
@@ -94,6 +100,7 @@ def _softmax_at(probs: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _folds(records: Sequence[Any], y: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    # lazy: loads scikit-learn
     from sklearn.model_selection import StratifiedGroupKFold
 
     groups = [r.patient_id for r in records]
@@ -109,6 +116,7 @@ def _cv_metrics(y: np.ndarray, scores: np.ndarray, shifted: np.ndarray, patients
                 in_domain: np.ndarray | None) -> dict[str, Any]:
     """Out-of-fold metrics: AUC on the pooled scores; thresholded metrics on each film's own
     fold's decision (``shifted`` puts every fold's threshold at 0.5)."""
+    # lazy: loads scikit-learn
     from pneumozoo.evaluation.bootstrap import bootstrap_ci
     from pneumozoo.evaluation.metrics import binary_metrics
 
@@ -137,8 +145,6 @@ def _shift(p: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def _calibration_split(records: list[Any], seed: int) -> tuple[list[Any], list[Any]]:
-    from pneumozoo.data import patient_split
-
     return patient_split(records, val_fraction=CALIBRATION_FRACTION, seed=seed, task="binary")
 
 
@@ -150,8 +156,10 @@ def _clone(model: Any) -> Any:
 
 def _finetune(base: Any, train: list[Any], rc: Any, seed: int) -> Any:
     """A copy of ``base`` fine-tuned on ``train`` and recalibrated on a held-out part of it."""
+    # lazy: loads Keras and its backend
     import keras
 
+    # lazy: loads Keras and its backend
     from pneumozoo.train import fit
 
     keras.utils.set_random_seed(seed)
@@ -163,11 +171,11 @@ def _finetune(base: Any, train: list[Any], rc: Any, seed: int) -> Any:
 
 def _cv_recalibrate(model: Any, records: list[Any], y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
                     rule: str) -> dict[str, Any]:
+    # lazy: loads scikit-learn
     from pneumozoo.evaluation.calibration import fit_temperature
     from pneumozoo.evaluation.metrics import pneumonia_scores
     from pneumozoo.evaluation.scoring import predict_records
     from pneumozoo.evaluation.thresholds import choose_threshold
-    from pneumozoo.guard import fit_guard, guard_features
 
     probs = predict_records(model, records)
     feats = guard_features(model, records)
@@ -198,6 +206,7 @@ def _inner(indices: np.ndarray, records: list[Any]) -> tuple[np.ndarray, np.ndar
 def _fit_probe(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
     """Logistic regression on standardised features, folded back onto the raw features:
     ``logit = x @ w + b``."""
+    # lazy: loads scikit-learn
     from sklearn.linear_model import LogisticRegression
 
     mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
@@ -213,6 +222,7 @@ def _probe_scores(x: np.ndarray, w: np.ndarray, b: float) -> np.ndarray:
 def _cv_probe(feats: np.ndarray, records: list[Any], y: np.ndarray,
               splits: list[tuple[np.ndarray, np.ndarray]], c: float, rule: str,
               inside: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    # lazy: loads scikit-learn
     from pneumozoo.evaluation.thresholds import choose_threshold
 
     scores = np.zeros(len(y))
@@ -229,8 +239,10 @@ def _cv_probe(feats: np.ndarray, records: list[Any], y: np.ndarray,
 
 def _probe_model(base: Any, w: np.ndarray, b: float, threshold: float) -> Any:
     """``base``'s trunk and guard features with a new binary classifier on those features."""
+    # lazy: loads Keras and its backend
     import keras
 
+    # lazy: loads Keras and its backend
     from pneumozoo.models.classifier import PneumoniaClassifier
     from pneumozoo.models.head import ClassifierHead
 
@@ -248,6 +260,7 @@ def _probe_model(base: Any, w: np.ndarray, b: float, threshold: float) -> Any:
 
 def _cv_finetune(model: Any, records: list[Any], y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]],
                  rc: Any, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
+    # lazy: loads scikit-learn
     from pneumozoo.evaluation.scoring import score_records
 
     scores = np.zeros(len(y))
@@ -256,6 +269,7 @@ def _cv_finetune(model: Any, records: list[Any], y: np.ndarray, splits: list[tup
     for k, (tr, te) in enumerate(splits):
         tuned = _finetune(model, [records[i] for i in tr], rc, seed + k)
         scored = score_records(tuned, [records[i] for i in te])
+        # lazy: loads scikit-learn
         from pneumozoo.evaluation.metrics import pneumonia_scores
 
         scores[te] = pneumonia_scores(scored.probabilities)
@@ -310,11 +324,11 @@ def adapt(
         >>> result = adapt(load_pretrained(), "site/", out="models/site", method="auto")  # doctest: +SKIP
         >>> result.cv["recalibrate"]["auc"]  # doctest: +SKIP
     """
-    from pneumozoo.data import scan_folder, targets
+    # lazy: loads scikit-learn
     from pneumozoo.evaluation.thresholds import choose_threshold
-    from pneumozoo.guard import fit_guard, guard_features
+
+    # lazy: loads Keras and its backend
     from pneumozoo.models.classifier import as_classifier
-    from pneumozoo.recipe import Recipe
 
     base = as_classifier(model)
     if method not in ADAPT_METHODS:
@@ -376,6 +390,7 @@ def adapt(
                   fitted_on=f"{len(fit_on)} site films; cut-off on {len(calibrate_on)} others")
         kept = "probe"
     elif chosen == "recalibrate":
+        # lazy: loads scikit-learn
         from pneumozoo.evaluation.calibration import recalibrate
 
         adapted = _clone(base)
@@ -400,9 +415,6 @@ def adapt(
 
 def _write(result: AdaptResult, out: str | Path, name: str, base_name: str, data: Any,
            chosen: str, rule: str, folds: int, notes: dict[str, Any]) -> Path:
-    from pneumozoo.pretrained.config import PretrainedConfig
-    from pneumozoo.pretrained.release import write_release
-
     config = PretrainedConfig.from_model(
         result.model, name=name, architecture=result.model.name,
         description=f"{base_name} adapted to {Path(str(data)).name} ({result.method}, "
@@ -621,6 +633,7 @@ def adapt_unlabelled(
         PneumozooError: If the model records no prior, is not binary, no film is readable,
             or (with ``out`` and without ``force``) a check above fails.
     """
+    # lazy: loads Keras and its backend
     from pneumozoo.models.classifier import as_classifier
     from pneumozoo.prediction import predict
 
@@ -657,14 +670,10 @@ def adapt_unlabelled(
             f"({est['prevalence']:.3f}) cannot be trusted: " + "; ".join(problems)
             + ". Adapt on labelled site films instead (method='recalibrate'), or pass "
               "force=True (--force) to write it anyway")
-    import warnings
 
     for problem in problems:
         warnings.warn(f"adapt_unlabelled: {problem}", UserWarning, stacklevel=2)
     if out is not None:
-        from pneumozoo.pretrained.config import PretrainedConfig
-        from pneumozoo.pretrained.release import write_release
-
         adapted = _clone(base)
         adapted.threshold = t_new
         config = PretrainedConfig.from_model(

@@ -27,7 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import keras
+import tensorflow as tf
 
 from pneumozoo.errors import UnknownNameError
 
@@ -111,8 +113,6 @@ def devices() -> list[Device]:
     """
     backend = name()
     if backend == "jax":
-        import jax
-
         out = []
         for d in jax.devices():
             kind = str(d.platform).lower()
@@ -121,6 +121,7 @@ def devices() -> list[Device]:
             out.append(Device(kind, f"{kind}:{d.id}", cc, str(getattr(d, "device_kind", ""))))
         return out
     if backend == "torch":
+        # lazy: loads PyTorch
         import torch
 
         if torch.cuda.is_available():
@@ -128,8 +129,6 @@ def devices() -> list[Device]:
                            torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())]
         return [Device("cpu", "cpu")]
     if backend == "tensorflow":
-        import tensorflow as tf
-
         gpus = tf.config.list_physical_devices("GPU")
         out = []
         for i, g in enumerate(gpus):
@@ -225,10 +224,9 @@ def deterministic(seed: int | None = None, *, ops: bool = True) -> None:
         return
     backend = name()
     if backend == "tensorflow":
-        import tensorflow as tf
-
         tf.config.experimental.enable_op_determinism()
     elif backend == "torch":
+        # lazy: loads PyTorch
         import torch
 
         torch.use_deterministic_algorithms(True, warn_only=True)

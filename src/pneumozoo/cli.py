@@ -17,11 +17,30 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
+import tempfile
+import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
+
+from pneumozoo._version import __version__
+from pneumozoo.adapt import ADAPT_METHODS, adapt, adapt_unlabelled
+from pneumozoo.data.download import KERMANY_URL, download_kermany
+from pneumozoo.errors import DataError, PneumozooError, UnknownNameError
+from pneumozoo.explain import CAM_METHODS, save_explanation, save_feature_maps
+from pneumozoo.export import EXPORT_FORMATS, export_model, metadata_path
+from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
+from pneumozoo.hub import download_model, push_to_hub, split_repo_ref
+from pneumozoo.io import describe_source, expand_inputs, read_xray
+from pneumozoo.plot import require_matplotlib
+from pneumozoo.pretrained import list_pretrained, load_pretrained
+from pneumozoo.recipe import BALANCES, SCHEDULES, STRATEGY_NAMES, TASKS, THRESHOLD_RULES, Recipe
+from pneumozoo.screening import SUMMARY_FILE, screen
+from pneumozoo.utils import json_safe, quiet_tensorflow
 
 __all__ = ["main"]
 
@@ -116,12 +135,10 @@ def _model_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from pneumozoo.errors import PneumozooError, UnknownNameError
-    from pneumozoo.pretrained import list_pretrained, load_pretrained
-
     try:
         return load_pretrained(args.model, revision=getattr(args, "revision", None))
     except UnknownNameError:
+        # lazy: loads Keras and its backend
         from pneumozoo.models import list_models
 
         if args.model in {m.name for m in list_models()}:
@@ -136,8 +153,6 @@ def _load(args: argparse.Namespace) -> Any:
 # --- output ------------------------------------------------------------------------------
 def _dumps(value: Any, indent: int | None = None) -> str:
     """Strict, ASCII JSON: no NaN/Infinity (null instead); any character survives escaped."""
-    from pneumozoo.utils import json_safe
-
     return json.dumps(json_safe(value), indent=indent, allow_nan=False, ensure_ascii=True)
 
 
@@ -173,8 +188,6 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 
 
 def _domain_arg(p: argparse.ArgumentParser) -> None:
-    from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
-
     p.add_argument("--on-out-of-domain", choices=OUT_OF_DOMAIN_POLICIES, default="flag",
                    help="films the model's domain guard flags as unlike its training films: "
                         "flag them (still predicted), skip them, or fail (exit 2)")
@@ -182,7 +195,7 @@ def _domain_arg(p: argparse.ArgumentParser) -> None:
 
 @command("predict", "predict pneumonia for X-ray files or folders", _predict_args)
 def _predict(args: argparse.Namespace) -> int:
-    from pneumozoo.io import expand_inputs
+    # lazy: loads Keras and its backend
     from pneumozoo.prediction import iter_predictions
 
     files, bad = expand_inputs(args.paths)
@@ -240,8 +253,6 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _real_paths(files: Sequence[Path]) -> dict[str, str]:
     """Shown name (newlines escaped, one line) -> the file's real name, for JSON output."""
-    from pneumozoo.io import describe_source
-
     out: dict[str, str] = {}
     for f in files:
         out.setdefault(describe_source(f), str(f))
@@ -269,11 +280,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 @command("evaluate", "evaluate a model on a labelled split folder", _evaluate_args)
 def _evaluate(args: argparse.Namespace) -> int:
+    # lazy: loads scikit-learn
     from pneumozoo.evaluation import evaluate
 
     if args.report is not None:
-        from pneumozoo.plot import require_matplotlib
-
         require_matplotlib()  # fail before loading the model and predicting
     model = _load(args)
     report = evaluate(model, args.data_dir, threshold=args.threshold, batch_size=args.batch_size,
@@ -290,15 +300,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 # --- train -------------------------------------------------------------------------------
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from pneumozoo.recipe import (
-        BALANCES,
-        SCHEDULES,
-        STRATEGY_NAMES,
-        TASKS,
-        THRESHOLD_RULES,
-        Recipe,
-    )
-
     d = Recipe()
     p.add_argument("data_dir", help="dataset root with train/ (or a train folder with NORMAL/ and PNEUMONIA/)")
     p.add_argument("--recipe", default=None, metavar="NAME",
@@ -358,6 +359,7 @@ _RECIPE_OPTIONS = ("arch", "task", "input_size", "epochs", "batch_size", "learni
 @command("train", "train an architecture, or rerun a zoo recipe, on a Kermany-style folder "
                   "(resumes if re-run)", _train_args)
 def _train(args: argparse.Namespace) -> int:
+    # lazy: loads Keras and its backend
     from pneumozoo.distribute import get_strategy
     from pneumozoo.run import check_recipe, recipe_for, run_recipe
 
@@ -385,8 +387,6 @@ def _log(line: str) -> None:
 
 # --- adapt -------------------------------------------------------------------------------
 def _adapt_args(p: argparse.ArgumentParser) -> None:
-    from pneumozoo.adapt import ADAPT_METHODS
-
     p.add_argument("site_dir", help="the site's films: NORMAL/ and PNEUMONIA/ folders (labelled), "
                                     "or any folder of films with --unlabelled")
     _model_arg(p)
@@ -413,13 +413,9 @@ def _adapt_args(p: argparse.ArgumentParser) -> None:
 @command("adapt", "adapt a model to a site's own films; report cross-validated site metrics",
          _adapt_args)
 def _adapt(args: argparse.Namespace) -> int:
-    from pneumozoo.adapt import adapt, adapt_unlabelled
-
     model = _load(args)
     out = Path(args.out).expanduser()
     if args.unlabelled:
-        import warnings
-
         with warnings.catch_warnings():  # the problems are printed below, once
             warnings.simplefilter("ignore", UserWarning)
             result = adapt_unlabelled(model, args.site_dir, out=out, name=args.name,
@@ -480,6 +476,7 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 @command("models", "list pretrained models (or architectures with --archs)", _models_args)
 def _models(args: argparse.Namespace) -> int:
     if args.archs:
+        # lazy: loads Keras and its backend
         from pneumozoo.models import list_models
 
         infos = list_models()
@@ -490,7 +487,6 @@ def _models(args: argparse.Namespace) -> int:
         else:
             for m in infos:
                 print(f"{m.name:<16} {m.family:<9} {m.input_size:>4}px  {m.description}")
-            import re
 
             cited = sorted({n for m in infos for n in re.findall(r"\b00\d\b", m.description)
                             if n in REFERENCE_PROJECTS})
@@ -500,7 +496,6 @@ def _models(args: argparse.Namespace) -> int:
                 for n in cited:
                     print(f"  {n}  {REFERENCE_PROJECTS[n]}")
         return EXIT_OK
-    from pneumozoo.pretrained import list_pretrained
 
     configs = list_pretrained()
     if args.json:
@@ -537,13 +532,10 @@ def _hub_args(p: argparse.ArgumentParser) -> None:
 @command("hub", "push model folders to, or download them from, the Hugging Face Hub", _hub_args)
 def _hub(args: argparse.Namespace) -> int:
     if args.action == "push":
-        from pneumozoo.hub import push_to_hub
-
         commit = push_to_hub(args.folder, args.repo_id, revision=args.revision, private=args.private,
                              commit_message=args.message, create_pr=args.create_pr)
         print(f"hf://{args.repo_id}@{commit}")
         return EXIT_OK
-    from pneumozoo.hub import download_model, split_repo_ref
 
     repo_id, revision = split_repo_ref(args.repo)
     print(download_model(repo_id, revision=revision or args.revision, cache_dir=args.cache_dir))
@@ -562,8 +554,6 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 @command("data", "dataset helpers: download the Kermany chest X-ray data", _data_args)
 def _data(args: argparse.Namespace) -> int:
-    from pneumozoo.data.download import KERMANY_URL, download_kermany
-
     print(download_kermany(args.dest, url=args.url or KERMANY_URL, sha256=args.sha256,
                            progress=sys.stderr.isatty()))
     return EXIT_OK
@@ -571,8 +561,6 @@ def _data(args: argparse.Namespace) -> int:
 
 # --- explain -----------------------------------------------------------------------------
 def _explain_args(p: argparse.ArgumentParser) -> None:
-    from pneumozoo.explain import CAM_METHODS
-
     p.add_argument("image", help="one X-ray (JPEG, PNG, DICOM...)")
     _model_arg(p)
     p.add_argument("--out", default=None,
@@ -594,8 +582,7 @@ def _explain_args(p: argparse.ArgumentParser) -> None:
 
 @command("explain", "Grad-CAM heatmap (and feature maps) of one X-ray", _explain_args)
 def _explain(args: argparse.Namespace) -> int:
-    from pneumozoo.explain import save_explanation, save_feature_maps
-    from pneumozoo.io import read_xray
+    # lazy: loads Keras and its backend
     from pneumozoo.prediction import predict
 
     image = read_xray(args.image, check=True)  # one clear error line before the model loads
@@ -646,8 +633,6 @@ def _screen_args(p: argparse.ArgumentParser) -> None:
 @command("screen", "screen an archive of films into Parquet shards, resumably, locally or on Ray",
          _screen_args)
 def _screen(args: argparse.Namespace) -> int:
-    from pneumozoo.screening import SUMMARY_FILE, screen
-
     show = sys.stderr.isatty()
 
     def progress(done: int) -> None:
@@ -672,8 +657,6 @@ def _screen(args: argparse.Namespace) -> int:
 
 # --- export ------------------------------------------------------------------------------
 def _export_args(p: argparse.ArgumentParser) -> None:
-    from pneumozoo.export import EXPORT_FORMATS
-
     p.add_argument("model", help="registry name, hf://owner/repo[@rev], a model folder or a .keras file")
     p.add_argument("--format", required=True, choices=EXPORT_FORMATS,
                    help="savedmodel: TF Serving folder; tflite*: one .tflite file (float32, "
@@ -688,24 +671,18 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
 @command("export", "export a model as a SavedModel or TensorFlow Lite file", _export_args)
 def _export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from pneumozoo.errors import DataError
-
     if args.format == "tflite-int8" and not args.calibration_dir:
         raise DataError("tflite-int8 needs --calibration-dir (a folder of real X-rays)")
     if args.calibration_dir and not Path(args.calibration_dir).is_dir():
         raise DataError(f"{args.calibration_dir}: calibration folder not found")
     source = Path(args.model)
     if source.suffix == ".keras" and source.is_file():
-        from pneumozoo.pretrained import load_model_file
+        # lazy: loads Keras (the model folder reader lives beside it)
+        from pneumozoo.pretrained.folder import load_model_file
 
         model = load_model_file(source)
     else:
-        from pneumozoo.pretrained import load_pretrained
-
         model = load_pretrained(args.model, revision=args.revision)
-    from pneumozoo.export import export_model, metadata_path
 
     out = export_model(model, args.out, format=args.format,
                        calibration=args.calibration_dir if args.format == "tflite-int8" else None,
@@ -747,8 +724,6 @@ _VERBOSE_HELP = "show TensorFlow's start-up and log messages"
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
-    from pneumozoo import __version__
-
     parser = _Parser(prog="pneumozoo", description=_DESCRIPTION, epilog=_EPILOG)
     parser.add_argument("--version", action="version", version=f"pneumozoo {__version__}")
     parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
@@ -777,8 +752,6 @@ def _import_keras_quietly() -> None:
     its diagnostics. A plain import in the main thread before any handler runs, not an import
     hook: it cannot recurse, whatever the interpreter has loaded already.
     """
-    import tempfile
-
     if "keras" in sys.modules:
         return
     try:
@@ -816,16 +789,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 when everything succeeded, 1 when some inputs could not be read, 2 for a usage or
         fatal error (reported as one line on stderr).
     """
-    from pneumozoo import _quiet_tensorflow
-
     _robust_stdout()
     parser = build_parser()
     args = parser.parse_args(argv)
-    from pneumozoo.errors import PneumozooError
 
     try:
         if not args.verbose:  # before anything imports TensorFlow
-            _quiet_tensorflow("3")
+            quiet_tensorflow("3")
             if args.command in _MODEL_COMMANDS or getattr(args, "archs", False):
                 _import_keras_quietly()
         status = int(args.handler(args))
@@ -844,8 +814,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as e:  # a fatal error that is not the user's: one line, status 2
         if args.verbose:
-            import traceback
-
             traceback.print_exc()
         first = (str(e).strip().splitlines() or [""])[0]
         _err(f"fatal: {type(e).__name__}: {first}"

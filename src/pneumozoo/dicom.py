@@ -68,6 +68,7 @@ def read_dicom(source: str | Path | BinaryIO, *, name: str | None = None) -> np.
             stream_name = getattr(source, "name", None)
             name = stream_name if isinstance(stream_name, str) else "<DICOM stream>"
     try:
+        # lazy: optional extra (pydicom)
         import pydicom
     except ImportError:
         raise InvalidImageError(name, _MISSING_EXTRA) from None
@@ -92,6 +93,7 @@ def _describe(e: BaseException) -> str:
 
 def _read_dataset(pydicom: Any, source: str | Path | BinaryIO, name: str) -> Dataset:
     """Parse the file; files without the 128-byte preamble are retried leniently."""
+    # lazy: optional extra (pydicom)
     from pydicom.errors import InvalidDicomError
 
     start = None if isinstance(source, (str, os.PathLike)) else source.tell()
@@ -145,6 +147,7 @@ def _first_frame(ds: Dataset, name: str) -> np.ndarray:
 def _missing_decoder(tsyntax: Any) -> str | None:
     """The reason no decoder can handle ``tsyntax``, or ``None`` (pydicom 3 only)."""
     try:
+        # lazy: optional extra (pydicom)
         from pydicom.pixels import get_decoder
     except ImportError:  # pydicom 2.x: decoding raises instead, handled by the caller
         return None
@@ -162,6 +165,7 @@ def _decode_frame0(ds: Dataset) -> np.ndarray:
     """Decode only the first frame; YBR colour is converted to RGB."""
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     try:
+        # lazy: optional extra (pydicom)
         from pydicom.pixels import pixel_array
     except ImportError:  # pydicom 2.x decodes every frame
         arr = np.asarray(ds.pixel_array)
@@ -169,6 +173,7 @@ def _decode_frame0(ds: Dataset) -> np.ndarray:
             arr = arr[0]
         photometric = str(ds.get("PhotometricInterpretation", "")).upper()
         if photometric.startswith("YBR") and arr.ndim == 3:
+            # lazy: optional extra (pydicom)
             from pydicom.pixel_data_handlers.util import convert_color_space
 
             arr = convert_color_space(arr, photometric, "RGB")

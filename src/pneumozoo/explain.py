@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pneumozoo.errors import PneumozooError, UnknownNameError
-from pneumozoo.io import ImageSource, read_xray
+from pneumozoo.io import ImageSource, atomic_output, read_xray
 
 __all__ = [
     "CAM_METHODS",
@@ -90,6 +90,7 @@ class _Target:
 
 
 def _is_nested(layer: Any) -> bool:
+    # lazy: loads Keras and its backend
     import keras
 
     return isinstance(layer, keras.Model)
@@ -187,6 +188,7 @@ def _clean_cut(model: Any, target: _Target) -> bool:
 
 # --- forward passes ----------------------------------------------------------------------
 def as_classifier(model: Any) -> Any:
+    # lazy: loads Keras and its backend
     from pneumozoo.models.classifier import as_classifier as check
 
     return check(model)
@@ -214,6 +216,7 @@ def _grad_fn(model: Any, target: _Target) -> tuple[Callable[[Any], Any], Callabl
     there, that is the gradient of the second function at its input, which every backend's
     autodiff gives the same way (:func:`_input_gradient`).
     """
+    # lazy: loads Keras and its backend
     import keras
 
     logits_t = as_classifier(model).head.input[1]
@@ -237,10 +240,12 @@ def _grad_fn(model: Any, target: _Target) -> tuple[Callable[[Any], Any], Callabl
 
 def _input_gradient(fn: Callable[[Any], Any], x: np.ndarray, index: int) -> np.ndarray:
     """``d sum(fn(x)[:, index]) / dx`` by the current Keras backend's autodiff, float64."""
+    # lazy: loads Keras and its backend
     import keras
 
     backend = keras.backend.backend()
     if backend == "tensorflow":
+        # lazy: loads TensorFlow
         import tensorflow as tf
 
         t = tf.convert_to_tensor(x)
@@ -249,11 +254,13 @@ def _input_gradient(fn: Callable[[Any], Any], x: np.ndarray, index: int) -> np.n
             score = tf.reduce_sum(tf.cast(fn(t), tf.float32)[:, index])
         g = tape.gradient(score, t)
     elif backend == "jax":
+        # lazy: loads JAX
         import jax
         import jax.numpy as jnp
 
         g = jax.grad(lambda f: jnp.sum(fn(f).astype(jnp.float32)[:, index]))(jnp.asarray(x))
     elif backend == "torch":
+        # lazy: loads PyTorch
         import torch
 
         t = keras.ops.convert_to_tensor(x)
@@ -333,6 +340,7 @@ def grad_cam(
         >>> heat.shape == read_xray("person1_virus_6.jpeg").shape[:2]  # doctest: +SKIP
         True
     """
+    # lazy: loads Keras and its backend
     import keras
 
     if method not in CAM_METHODS:
@@ -395,8 +403,6 @@ def overlay(image: ImageSource, heatmap: np.ndarray, alpha: float = 0.4) -> np.n
 
 def _save_png(array: np.ndarray, out: str | Path) -> Path:
     """Write a PNG where asked, atomically (a temporary file beside it, then renamed)."""
-    from pneumozoo.io import atomic_output
-
     path = Path(out)
     image = Image.fromarray(np.asarray(array, dtype=np.uint8))
     try:
@@ -455,6 +461,7 @@ def _default_feature_targets(model: Any, limit: int = 6) -> list[_Target]:
 
 
 def _features_fn(model: Any, targets: Sequence[_Target]) -> Callable[[Any], list[Any]]:
+    # lazy: loads Keras and its backend
     import keras
 
     outer = [t for t in targets if t.backbone is None]
@@ -514,6 +521,7 @@ def feature_maps(
         >>> maps["block1_conv"].shape  # doctest: +SKIP
         (126, 126, 16)
     """
+    # lazy: loads Keras and its backend
     import keras
 
     if max_channels < 1:

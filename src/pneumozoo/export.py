@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pneumozoo.errors import DataError, InvalidImageError, PneumozooError, UnknownNameError
+from pneumozoo.io import expand_inputs, read_xray
 from pneumozoo.rules import default_class_names
 
 if TYPE_CHECKING:
@@ -100,8 +101,6 @@ def calibration_images(source: str | Path | Sequence[Any] | np.ndarray,
         >>> calibration_images(np.zeros((4, 64, 64, 3), np.uint8), 32).shape
         (4, 32, 32, 3)
     """
-    from pneumozoo.io import expand_inputs, read_xray
-
     # loads Keras: the command line lists EXPORT_FORMATS without it
     from pneumozoo.models.preprocessor import XrayPreprocessor
 
@@ -164,6 +163,7 @@ def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmo
     # loads Keras: the command line lists EXPORT_FORMATS without it
     import keras
 
+    # lazy: loads Keras and its backend
     from pneumozoo.models.classifier import as_classifier
     from pneumozoo.models.preprocessor import normalize_pixels
 
@@ -215,6 +215,7 @@ def _write_saved_model(model: keras.Model, path: Path, size: int, *, prepared: b
     import keras  # loaded by export_model, the only caller
     import tensorflow as tf  # export is TensorFlow's (SavedModel, TFLite)
 
+    # lazy: loads Keras and its backend
     from pneumozoo.models.classifier import as_classifier
 
     # An explicit training=False, so no export can ever run BatchNorm in training mode.
@@ -234,6 +235,7 @@ def _write_saved_model(model: keras.Model, path: Path, size: int, *, prepared: b
 
 
 def _convert_tflite(saved: Path, format: str, calib: np.ndarray | None) -> bytes:
+    # lazy: loads TensorFlow
     import tensorflow as tf
 
     def converter() -> Any:
@@ -265,12 +267,14 @@ def _convert_tflite(saved: Path, format: str, calib: np.ndarray | None) -> bytes
 
 def _interpreter_class() -> Any:
     try:  # LiteRT, TensorFlow Lite's successor, when installed
+        # lazy: optional (the TFLite interpreter)
         from ai_edge_litert.interpreter import Interpreter
 
         return Interpreter
     except ImportError:
         pass
     try:
+        # lazy: loads TensorFlow
         import tensorflow as tf
     except ImportError:
         raise PneumozooError("running a .tflite file needs ai_edge_litert (pip install "
@@ -388,6 +392,7 @@ class TFLiteModel:
         if self._host_normalization is not None:
             import keras  # loaded with the preprocessor in __init__
 
+            # lazy: loads Keras and its backend
             from pneumozoo.models.preprocessor import normalize_pixels
 
             x = np.asarray(keras.ops.convert_to_numpy(

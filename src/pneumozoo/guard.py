@@ -43,6 +43,7 @@ def guard_features(model: Any, records: Sequence[Any], *, batch_size: int = 64) 
     Returns:
         ``(N, D)`` float64 features.
     """
+    # lazy: loads Keras and its backend
     from pneumozoo.data.pipeline import make_dataset
 
     ds = make_dataset(list(records), model, batch_size=batch_size, training=False, cache=False)
@@ -84,8 +85,10 @@ def fit_guard(
     Raises:
         ValueError: With fewer than 2 films on either side, or ``quantile`` outside (0, 1).
     """
+    # lazy: loads scikit-learn
     from sklearn.covariance import LedoitWolf
 
+    # lazy: loads Keras and its backend
     from pneumozoo.models.head import GUARD_MAX_COMPONENTS, GUARD_PROJECTED_COMPONENTS, _unit_rows
 
     f = np.asarray(fit_features, dtype=np.float64)

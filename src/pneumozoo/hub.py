@@ -31,6 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from pneumozoo._version import __version__
 from pneumozoo.errors import DownloadError, IntegrityError, InvalidRevisionError, PneumozooError
+from pneumozoo.pretrained.card import model_card
+from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
+from pneumozoo.utils import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -47,8 +50,6 @@ _README = "README.md"
 
 
 def _model_files() -> tuple[str, ...]:
-    from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES
-
     return (*WEIGHT_FILES, CONFIG_FILE, _README)
 
 
@@ -57,18 +58,21 @@ def _env_true(name: str) -> bool:
 
 
 def _endpoint() -> str:
+    # lazy: the Hub client: only downloads and uploads need it
     from huggingface_hub import constants
 
     return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
 def _offline() -> bool:
+    # lazy: the Hub client: only downloads and uploads need it
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE) or _env_true("HF_HUB_OFFLINE")
 
 
 def _cache_root(cache_dir: str | Path | None) -> Path:
+    # lazy: the Hub client: only downloads and uploads need it
     from huggingface_hub import constants
 
     if cache_dir is not None:
@@ -186,6 +190,7 @@ def check_revision(revision: str, uri: str) -> str:
 
 
 def _check_repo_id(repo_id: str, uri: str) -> None:
+    # lazy: the Hub client: only downloads and uploads need it
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
@@ -224,6 +229,7 @@ _TRUNCATED = {"RemoteProtocolError", "ChunkedEncodingError", "IncompleteRead", "
 
 def _describe(error: BaseException, uri: str, endpoint: str, timeout: float) -> str:
     """One line saying why a Hub call failed, from huggingface_hub / httpx / requests errors."""
+    # lazy: the Hub client: only downloads and uploads need it
     from huggingface_hub import errors as hf
 
     revision = uri.partition("@")[2] or "main"
@@ -259,6 +265,7 @@ def _describe(error: BaseException, uri: str, endpoint: str, timeout: float) -> 
 
 def _unreachable(error: BaseException) -> bool:
     """True when the Hub could not be asked (down, hung, offline): a cached copy may serve."""
+    # lazy: the Hub client: only downloads and uploads need it
     from huggingface_hub import errors as hf
 
     for e in _chain(error):
@@ -313,6 +320,7 @@ def download_model(
         >>> sorted(p.name for p in folder.iterdir())  # doctest: +SKIP
         ['README.md', 'config.json', 'metadata.json', 'model.weights.h5', 'pneumozoo.json']
     """
+    # lazy: the Hub client: only downloads and uploads need it
     from huggingface_hub import HfApi, snapshot_download
 
 
@@ -364,6 +372,7 @@ def _clean_incomplete(cache: Path, repo_id: str) -> None:
 
     A file whose download lock another process holds is still being written: it stays.
     """
+    # lazy: only downloads need it
     from filelock import FileLock, Timeout
     from huggingface_hub.file_download import repo_folder_name
 
@@ -387,9 +396,8 @@ def _clean_incomplete(cache: Path, repo_id: str) -> None:
 
 def _verify_download(folder: Path, uri: str, cache: Path) -> None:
     """Check sha256s against pneumozoo.json; delete bad files from the cache, then raise."""
-    from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES
+    # lazy: loads Keras and its backend
     from pneumozoo.pretrained.folder import stored_files, verify_folder
-    from pneumozoo.utils import sha256_file
 
     if not (folder / CONFIG_FILE).is_file():
         raise PneumozooError(f"{uri}: not a pneumozoo model repository (no {CONFIG_FILE})")
@@ -463,10 +471,10 @@ def push_to_hub(
         >>> commit = push_to_hub("runs/xraynet/model", "me/xraynet-binary")  # doctest: +SKIP
         >>> model = load_pretrained(f"hf://me/xraynet-binary@{commit}")  # doctest: +SKIP
     """
+    # lazy: the Hub client: only downloads and uploads need it
     from huggingface_hub import HfApi
 
-    from pneumozoo.pretrained.card import model_card
-    from pneumozoo.pretrained.config import PretrainedConfig
+    # lazy: loads Keras and its backend
     from pneumozoo.pretrained.folder import save_folder, verify_folder
 
     uri = f"hf://{repo_id}"

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pneumozoo.errors import PneumozooError
+from pneumozoo.io import atomic_output, read_xray
 from pneumozoo.rules import BINARY_CLASSES, THREE_CLASSES, decide, pneumonia_scores
 
 __all__ = [
@@ -50,6 +51,7 @@ def require_matplotlib() -> None:
 
 def _figure(width: float, height: float, dpi: int) -> Any:
     require_matplotlib()
+    # lazy: optional extra (matplotlib)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -63,8 +65,6 @@ def _save(fig: Any, out: str | Path) -> Path:
 
     The format comes from the suffix, as with ``savefig`` (PNG when there is none).
     """
-    from pneumozoo.io import atomic_output
-
     path = Path(out)
     fmt = path.suffix[1:].lower() or "png"
     try:
@@ -238,6 +238,7 @@ def plot_roc(y_true: Any, scores: Any, out: str | Path, *, threshold: float | No
         >>> plot_roc(y, probs, "roc.png", threshold=0.5)  # doctest: +SKIP
         PosixPath('roc.png')
     """
+    # lazy: loads scikit-learn
     from sklearn.metrics import roc_auc_score, roc_curve
 
     y, s = _scores(y_true, scores)
@@ -280,6 +281,7 @@ def plot_pr(y_true: Any, scores: Any, out: str | Path, *, dpi: int = 100) -> Pat
         >>> plot_pr(y, probs, "pr.png")  # doctest: +SKIP
         PosixPath('pr.png')
     """
+    # lazy: loads scikit-learn
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     y, s = _scores(y_true, scores)
@@ -323,6 +325,7 @@ def plot_reliability(y_true: Any, probabilities: Any, out: str | Path, *, n_bins
         >>> plot_reliability(y, probs, "reliability.png")  # doctest: +SKIP
         PosixPath('reliability.png')
     """
+    # lazy: loads scikit-learn
     from pneumozoo.evaluation.calibration import expected_calibration_error, reliability_curve
 
     conf, acc, counts = reliability_curve(y_true, probabilities, n_bins=n_bins, mode=mode)
@@ -414,8 +417,6 @@ def plot_predictions(
         >>> plot_predictions(files, preds, ["normal", "pneumonia"], "preds.png")  # doctest: +SKIP
         PosixPath('preds.png')
     """
-    from pneumozoo.io import read_xray
-
     if not images:
         raise ValueError("plot_predictions needs at least one image")
     if len(predictions) != len(images) or (true_labels is not None and len(true_labels) != len(images)):
@@ -471,8 +472,10 @@ def plot_augmentations(preset_name: str, image: Any, out: str | Path, *, n: int 
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     require_matplotlib()
+    # lazy: loads Keras and its backend
     from pneumozoo.augment import get_preset
-    from pneumozoo.io import read_xray
+
+    # lazy: loads Keras and its backend
     from pneumozoo.models.preprocessor import XrayPreprocessor
 
     layer = get_preset(preset_name, seed=seed)

@@ -14,8 +14,9 @@ from PIL import Image
 
 from pneumozoo.errors import InvalidImageError, OutOfDomainError, PneumozooError
 from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
-from pneumozoo.io import ImageSource, describe_source, read_xray
-from pneumozoo.models.classifier import PneumoniaClassifier
+from pneumozoo.io import ImageSource, describe_source, expand_inputs, read_xray
+from pneumozoo.models.classifier import PneumoniaClassifier, as_classifier
+from pneumozoo.models.head import check_threshold
 from pneumozoo.rules import in_domain as in_domain_of
 from pneumozoo.rules import is_colour_picture, pneumonia_scores
 from pneumozoo.tta import predict_tta
@@ -89,8 +90,6 @@ def _expand(inputs: Any) -> list[Any]:
     out: list[Any] = []
     for item in items:
         if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
-            from pneumozoo.io import expand_inputs
-
             files, errors = expand_inputs([item])
             if not files and not errors:
                 raise PneumozooError(f"{item}: no image files found in this folder")
@@ -154,9 +153,6 @@ def iter_predictions(
         >>> for p in iter_predictions(model, "scans/", batch_size=64):  # doctest: +SKIP
         ...     print(p.source, p.label if p.ok else p.error)
     """
-    from pneumozoo.models.classifier import as_classifier
-    from pneumozoo.models.head import check_threshold
-
     clf = as_classifier(model)
     threshold = clf.threshold if threshold is None else check_threshold(threshold)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -46,7 +46,15 @@ from typing import Any
 import numpy as np
 
 from pneumozoo._version import __version__
-from pneumozoo.errors import PneumozooError
+from pneumozoo.errors import InvalidImageError, PneumozooError
+from pneumozoo.io import IMAGE_SUFFIXES, atomic_output
+from pneumozoo.pretrained import (
+    DEFAULT_MODEL,
+    PretrainedConfig,
+    get_pretrained_config,
+    load_pretrained,
+)
+from pneumozoo.utils import quiet_tensorflow
 
 __all__ = ["SUMMARY_FILE", "ScreenResult", "iter_source", "read_results", "screen"]
 
@@ -104,6 +112,7 @@ class ScreenResult:
 # --- optional dependencies -----------------------------------------------------------------
 def _need_pyarrow() -> Any:
     try:
+        # lazy: optional extra (pyarrow)
         import pyarrow
         import pyarrow.parquet
     except ImportError:
@@ -114,6 +123,7 @@ def _need_pyarrow() -> Any:
 
 def _need_ray() -> Any:
     try:
+        # lazy: optional extra (ray)
         import ray
         import ray.data
     except ImportError:
@@ -125,8 +135,6 @@ def _need_ray() -> Any:
 # --- the source: streamed ---------------------------------------------------------------
 def _walk(folder: Path, ancestors: tuple[tuple[int, int], ...],
           seen: set[tuple[int, int]]) -> Iterator[str]:
-    from pneumozoo.io import IMAGE_SUFFIXES
-
     try:
         with os.scandir(folder) as it:
             entries = sorted(((e.name, e) for e in it if not e.name.startswith(".")),
@@ -183,8 +191,6 @@ def iter_source(source: str | os.PathLike[str]) -> Iterator[str]:
         >>> next(iter_source("examples/xrays")).endswith(".jpeg")  # doctest: +SKIP
         True
     """
-    from pneumozoo.io import IMAGE_SUFFIXES
-
     src = Path(os.fspath(source)).expanduser()
     if src.is_dir():
         st = src.stat()
@@ -293,8 +299,6 @@ def _weights_digest(model: Any) -> str:
 
 
 def _resolve_model(model: Any, revision: str | None) -> tuple[Any, _ModelRef]:
-    from pneumozoo.pretrained import DEFAULT_MODEL, PretrainedConfig, load_pretrained
-
     if model is None or isinstance(model, (str, os.PathLike)):
         spec = str(DEFAULT_MODEL if model is None else os.fspath(model))
         loaded = load_pretrained(spec, revision=revision)
@@ -305,14 +309,13 @@ def _resolve_model(model: Any, revision: str | None) -> tuple[Any, _ModelRef]:
             config = PretrainedConfig.read(folder)
             spec = str(folder.resolve())
         elif not spec.startswith("hf://"):
-            from pneumozoo.pretrained import get_pretrained_config
-
             config = get_pretrained_config(spec)
         if config is not None:
             name = config.name
             sha = config.files.get("model.weights.h5", "")
         return loaded, _ModelRef(name=name, weights_sha256=sha or _weights_digest(loaded),
                                  spec=spec, revision=revision)
+    # lazy: loads Keras and its backend
     from pneumozoo.models.classifier import as_classifier
 
     clf = as_classifier(model)
@@ -323,8 +326,6 @@ def _resolve_model(model: Any, revision: str | None) -> tuple[Any, _ModelRef]:
 
 def _load_ref(ref: _ModelRef) -> Any:
     if ref.spec is not None:
-        from pneumozoo.pretrained import load_pretrained
-
         return load_pretrained(ref.spec, revision=ref.revision)
     cls, config, weights = ref.payload
     model = cls.from_config(config)
@@ -366,7 +367,7 @@ _SEGMENT = 8192
 def _iter_predicted(clf: Any, films: Iterable[Sequence[_Film]], *, batch_size: int, workers: int,
                     threshold: float | None) -> Iterator[tuple[_Film, Any]]:
     """``(film, Prediction)`` for each film of each segment: pneumozoo's own inference path."""
-    from pneumozoo.errors import InvalidImageError
+    # lazy: loads Keras and its backend
     from pneumozoo.prediction import iter_predictions
 
     for segment in films:
@@ -518,9 +519,9 @@ class _ShardWriter:
 
     def _flush(self, n: int) -> None:
         pa = _need_pyarrow()
+        # lazy: optional extra (pyarrow)
         import pyarrow.parquet as pq
 
-        from pneumozoo.io import atomic_output
 
         table = pa.concat_tables(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
         head, rest = table.slice(0, n), table.slice(n)
@@ -538,6 +539,7 @@ def _shards(out: Path) -> list[Path]:
 
 
 def _load_done(out: Path, ref: _ModelRef) -> _DoneIndex:
+    # lazy: optional extra (pyarrow)
     import pyarrow.parquet as pq
 
     done = _DoneIndex()
@@ -704,9 +706,7 @@ class _RayScreener:
 
     def __init__(self, ref: _ModelRef, batch_size: int, workers: int,
                  threshold: float | None) -> None:
-        import pneumozoo
-
-        pneumozoo._quiet_tensorflow()
+        quiet_tensorflow()
         self.ref = ref
         self.clf = _load_ref(ref)
         self.schema = _schema(self.clf.class_names)
@@ -749,6 +749,7 @@ def _run_ray(address: str, films: Iterator[_Film], writer: _ShardWriter, clock: 
              batch_size: int, workers: int, threshold: float | None, actors: int | None,
              progress: Callable[[int], None] | None) -> None:
     pa = _need_pyarrow()
+    # lazy: optional extra (pyarrow)
     import pyarrow.parquet as pq
 
     ray = _ray_connect(address)
@@ -803,6 +804,7 @@ def _run_ray(address: str, films: Iterator[_Film], writer: _ShardWriter, clock: 
 
 # --- summary ------------------------------------------------------------------------------
 def _summarise(out: Path) -> dict[str, Any]:
+    # lazy: optional extra (pyarrow)
     import pyarrow.parquet as pq
 
     counts = {"films": 0, "errors": 0, "out_of_domain": 0}
@@ -832,6 +834,7 @@ def read_results(out: str | os.PathLike[str]) -> Any:
         >>> read_results("screened/").to_pandas().label.value_counts()  # doctest: +SKIP
     """
     pa = _need_pyarrow()
+    # lazy: optional extra (pyarrow)
     import pyarrow.parquet as pq
 
     shards = _shards(Path(os.fspath(out)))
@@ -905,6 +908,7 @@ def screen(
     started = time.perf_counter()
     clf, ref = _resolve_model(model, revision)
     if threshold is not None:
+        # lazy: loads Keras and its backend
         from pneumozoo.models.head import check_threshold
 
         threshold = check_threshold(threshold)
@@ -949,7 +953,6 @@ def screen(
                    "seconds_with_model_load": round(time.perf_counter() - started, 3),
                    "pneumozoo_version": __version__,
                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        from pneumozoo.io import atomic_output
 
         with atomic_output(out_dir / SUMMARY_FILE) as f:
             f.write(json.dumps(summary, indent=2, allow_nan=False).encode())

@@ -19,10 +19,19 @@ from typing import Any, Literal
 
 import keras
 
+from pneumozoo.augment import get_preset
 from pneumozoo.data.pipeline import make_batches
 from pneumozoo.data.records import Record, Task
 from pneumozoo.data.splits import class_weights as balanced_weights
-from pneumozoo.errors import DataError
+from pneumozoo.data.splits import oversample
+from pneumozoo.distribute import (
+    get_strategy,
+    global_batch_size,
+    replicate_model,
+    worker_checkpoint_dir,
+)
+from pneumozoo.errors import DataError, UnknownNameError
+from pneumozoo.evaluation.calibration import recalibrate as refit
 from pneumozoo.keras_metrics import PneumoniaAUC, SmoothedSparseCrossentropy
 from pneumozoo.models.classifier import as_classifier
 from pneumozoo.recipe import OPTIMIZERS, Recipe
@@ -105,8 +114,6 @@ def compile_model(model: keras.Model, *, learning_rate: float = 1e-3, optimizer:
     elif name == "sgd":
         opt = keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
     else:
-        from pneumozoo.errors import UnknownNameError
-
         raise UnknownNameError("optimizer", optimizer, list(OPTIMIZERS))
     # Keras adds loss scaling only when the *model's* policy is mixed_float16, which a model
     # rebuilt from a config (loaded, or replicated for tf.distribute) does not carry.
@@ -227,8 +234,6 @@ def _as_batches(data: Any, model: keras.Model, *, training: bool, batch_size: in
         raise DataError("no records to train or validate on")
     task: Task = as_classifier(model).task
     if training and oversample_minority:
-        from pneumozoo.data.splits import oversample
-
         records = oversample(records, task, seed=seed)
     batches = make_batches(records, model, task=task, batch_size=batch_size, training=training,
                            cache=cache, seed=seed, drop_remainder=drop_remainder)
@@ -269,8 +274,6 @@ def training_model(model: keras.Model, augment: Any = None, *, seed: int = 0) ->
     layer, preset = None, isinstance(augment, str)
     if augment is not None and augment != "none":
         if preset:
-            from pneumozoo.augment import get_preset
-
             previous = keras.config.dtype_policy()
             keras.config.set_dtype_policy("float32")  # pixel arithmetic in float32
             try:
@@ -400,13 +403,6 @@ def fit(
     if strategy is None:
         result = body(model, rc.batch_size, checkpoint_dir)
     else:
-        from pneumozoo.distribute import (
-            get_strategy,
-            global_batch_size,
-            replicate_model,
-            worker_checkpoint_dir,
-        )
-
         strategy = get_strategy(strategy)
         global_batch = global_batch_size(rc.batch_size, strategy)
         # Keras's JAX data parallelism splits every batch evenly over the devices.
@@ -417,8 +413,6 @@ def fit(
         result.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
     result.extra["recipe"] = rc.to_dict()
     if recalibrate and validation is not None and _is_records(validation):
-        from pneumozoo.evaluation.calibration import recalibrate as refit
-
         train_records = list(train) if _is_records(train) else None
         result.extra["calibration"] = refit(
             model, list(validation), train=train_records, threshold_rule=rc.threshold_rule,

@@ -132,6 +132,7 @@ def predict_tta(
         >>> probs.shape  # doctest: +SKIP
         (2, 2)
     """
+    # lazy: loads Keras and its backend
     from pneumozoo.models.classifier import as_classifier
 
     clf = as_classifier(model)

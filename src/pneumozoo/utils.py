@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_json", "sha256_file"]
+__all__ = ["atomic_path", "atomic_write_json", "quiet_tensorflow", "sha256_file"]
 
 
 def default_mode(directory: bool = False) -> int:
@@ -70,8 +72,6 @@ def json_safe(value: Any) -> Any:
         >>> json_safe({"auc": float("nan"), "n": (1, 2.5)})
         {'auc': None, 'n': [1, 2.5]}
     """
-    import math
-
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -81,3 +81,25 @@ def json_safe(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
         return json_safe(value.item())  # NumPy scalars
     return value
+
+
+def quiet_tensorflow(level: str | None = None) -> None:
+    """Set TensorFlow's C++ log level before TensorFlow is imported.
+
+    Library use (``level=None``) keeps a level the user chose and otherwise hides info and
+    warning lines. The command line passes ``level="3"`` (unless ``--verbose``) and also runs
+    its one ``import keras`` with stderr captured (``pneumozoo.cli``), which hides the lines
+    TensorFlow prints before its log level applies. There is deliberately no import hook: a
+    meta-path finder runs inside every import of the process, and one that imported
+    ``importlib.util`` there recursed forever in a fresh virtual environment (issue 21).
+
+    Args:
+        level: Value for ``TF_CPP_MIN_LOG_LEVEL`` (``"3"``: errors hidden too); ``None``
+            keeps the user's and defaults to ``"2"``.
+    """
+    if level is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+    if level == "3":  # TensorFlow's Python warnings too (e.g. tf.function retracing notes)
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -57,6 +57,7 @@ _PIPELINE = ("FilmBatches", "decode_resize", "load_films", "make_batches", "make
 
 def __getattr__(name: str) -> Any:
     if name in _PIPELINE:
+        # lazy: loads Keras and its backend
         from pneumozoo.data import pipeline
 
         return getattr(pipeline, name)

@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from pneumozoo.data.records import find_split_dir
 from pneumozoo.errors import DataError, DownloadError, IntegrityError
 
 __all__ = ["KERMANY_ARCHIVE", "KERMANY_DOI", "KERMANY_URL", "download_kermany"]
@@ -86,8 +87,6 @@ def download_kermany(
         >>> len(scan_split(root, "test"))  # doctest: +SKIP
         624
     """
-    from pneumozoo.data.records import find_split_dir
-
     if chunk_size <= 0 or timeout <= 0:
         raise ValueError("chunk_size and timeout must be positive")
     dest = Path(dest).expanduser()
@@ -132,8 +131,6 @@ def download_kermany(
 
 
 def _has_layout(dest: Path) -> bool:
-    from pneumozoo.data.records import find_split_dir
-
     try:
         return find_split_dir(dest, "train") == dest / "train" and \
             find_split_dir(dest, "test") == dest / "test"
@@ -144,6 +141,7 @@ def _has_layout(dest: Path) -> bool:
 # --- transfer ----------------------------------------------------------------------------
 def _fetch(url: str, archive: Path, *, sha256: str | None, progress: bool, timeout: float,
            chunk_size: int) -> None:
+    # lazy: the HTTP client: only downloads need it
     import requests
 
     part = archive.with_name(archive.name + ".part")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +32,9 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from pneumozoo.augment import get_preset
 from pneumozoo.data.records import Record, Task, targets
 from pneumozoo.io import read_xray
 from pneumozoo.models.classifier import as_classifier
@@ -62,8 +65,6 @@ def resize_images(images: Any, size: int) -> Any:
         >>> resize_images(np.zeros((300, 200, 3)), 64).shape  # doctest: +SKIP
         (64, 64, 3)
     """
-    import warnings
-
     warnings.warn("resize_images is deprecated; use model.prepare(film) or "
                   "XrayPreprocessor.prepare", DeprecationWarning, stacklevel=2)
     x = keras.ops.cast(keras.ops.convert_to_tensor(images), "float32")
@@ -358,7 +359,6 @@ def make_batches(
                            drop_remainder=drop_remainder, pad_to=pad_to)
     if host != "tf.data":
         raise ValueError(f"host must be auto, tf.data or pydataset, got {host!r}")
-    import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
@@ -429,7 +429,6 @@ def make_dataset(
         base = make_batches(records, pre, task=task, batch_size=batch_size, training=training,
                             cache=cache, seed=seed, drop_remainder=drop_remainder, host="pydataset")
         return _FloatBatches(base, layer, preset)
-    import tensorflow as tf
 
     y = np.asarray(targets(records, task), dtype=np.int32)
     ds = tf.data.Dataset.from_tensor_slices((load_films(records, pre, cache=cache), y))
@@ -487,7 +486,6 @@ def _augment_layer(augment: Any, seed: int) -> Any:
     if isinstance(augment, str):
         if augment == "none":
             return None
-        from pneumozoo.augment import get_preset
 
         return get_preset(augment, seed=seed)
     return augment

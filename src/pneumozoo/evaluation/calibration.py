@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 
 from pneumozoo.data.records import targets
 from pneumozoo.errors import PneumozooError, UnknownNameError
@@ -202,8 +203,6 @@ def fit_temperature(
         >>> abs(fit_temperature(z, y, kind="logits") - 2) < 0.4
         True
     """
-    from scipy.optimize import minimize_scalar  # scipy: slow to import, needed here only
-
     z = _as_logits(logits_or_probs, str(kind))
     y = np.asarray(y_true).reshape(-1).astype(int)
     if len(y) != len(z):

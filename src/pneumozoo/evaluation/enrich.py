@@ -12,6 +12,8 @@ from pneumozoo.evaluation.bootstrap import bootstrap_ci
 from pneumozoo.evaluation.calibration import expected_calibration_error, uncalibrated
 from pneumozoo.evaluation.report import EvaluationReport
 from pneumozoo.evaluation.thresholds import operating_points
+from pneumozoo.plot import require_matplotlib, save_report_figures
+from pneumozoo.utils import atomic_write_json
 
 __all__ = ["REPORT_FILE", "enrich_report", "write_report"]
 
@@ -118,18 +120,12 @@ def write_report(
     Example:
         >>> write_report(report, y, probs, "reports/test")  # doctest: +SKIP
     """
-    from pneumozoo.utils import atomic_write_json
-
     folder = Path(folder)
     if figures:
-        from pneumozoo.plot import require_matplotlib
-
         require_matplotlib()
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / REPORT_FILE, report.to_dict())
     written = [folder / REPORT_FILE]
     if figures:
-        from pneumozoo.plot import save_report_figures
-
         written.extend(save_report_figures(report, y_true, probabilities, folder))
     return written

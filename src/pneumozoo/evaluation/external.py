@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from pneumozoo.evaluation.evaluator import evaluate
+from pneumozoo.guard import non_xray_images
+
 __all__ = ["check_guard"]
 
 
@@ -26,8 +29,7 @@ def check_guard(model: Any, in_domain: Any, out_of_domain: Any, *, n_boot: int =
         ``external``: the :class:`~pneumozoo.evaluation.EvaluationReport` dict of
         ``out_of_domain`` at the model's threshold (with its in-domain subset).
     """
-    from pneumozoo.evaluation.evaluator import evaluate
-    from pneumozoo.guard import non_xray_images
+    # lazy: loads Keras and its backend
     from pneumozoo.prediction import predict
 
     inside = evaluate(model, in_domain, ci=False)

@@ -20,6 +20,7 @@ from pneumozoo.evaluation.metrics import (
     multiclass_metrics,
     pneumonia_scores,
 )
+from pneumozoo.utils import json_safe
 
 __all__ = ["EvaluationReport", "report_from_predictions"]
 
@@ -72,8 +73,6 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN and infinities become null)."""
-        from pneumozoo.utils import json_safe
-
         return dict(json_safe(asdict(self)))
 
     def to_json(self, indent: int | None = 2) -> str:

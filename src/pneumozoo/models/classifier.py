@@ -7,12 +7,15 @@ task, temperature, threshold, domain guard). Code that needs a setting asks the 
 
 from __future__ import annotations
 
+import os
 import weakref
 from typing import Any
 
 import keras
 import numpy as np
 
+from pneumozoo.errors import InvalidImageError, PneumozooError
+from pneumozoo.io import to_rgb_uint8
 from pneumozoo.models.head import ClassifierHead, check_threshold
 from pneumozoo.models.preprocessor import XrayPreprocessor
 from pneumozoo.rules import Task
@@ -110,8 +113,6 @@ class PneumoniaClassifier(keras.Model):
         Returns:
             ``uint8 (input_size, input_size, channels)`` pixels.
         """
-        from pneumozoo.io import to_rgb_uint8
-
         return self.preprocessor.prepare(to_rgb_uint8(film, name))
 
     def _retrace_if_recalibrated(self, kind: str, force: bool) -> bool:
@@ -164,8 +165,6 @@ class PneumoniaClassifier(keras.Model):
                 return self.prepare(x)[None]
             if x.ndim == 4:
                 if x.shape[-1] not in (1, 3):
-                    from pneumozoo.errors import InvalidImageError
-
                     raise InvalidImageError("array", f"expected (N, H, W, 1) or (N, H, W, 3) films, got shape {x.shape}")
                 lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
                 if np.issubdtype(x.dtype, np.floating) and lo >= 0.0 and 0.0 < hi <= 1.0:
@@ -189,8 +188,6 @@ class PneumoniaClassifier(keras.Model):
         if x.ndim == 3:
             x = x[..., None]
         if x.ndim != 4 or x.shape[-1] not in (1, 3):
-            from pneumozoo.errors import InvalidImageError
-
             raise InvalidImageError("batch", f"expected prepared films (N, {self.input_size}, "
                                     f"{self.input_size}, 1 | 3), got shape {x.shape}")
         if (x.shape[1] != self.input_size or x.shape[2] != self.input_size
@@ -247,15 +244,11 @@ class PneumoniaClassifier(keras.Model):
 
 def _refuse_files(x: Any) -> None:
     """A one-line error for what ``model.predict`` cannot read (paths, bytes, PIL images)."""
-    import os
-
     def is_file_like(v: Any) -> bool:
         return (isinstance(v, (str, os.PathLike, bytes, bytearray, memoryview))
                 or type(v).__module__.startswith("PIL."))
 
     if is_file_like(x) or (isinstance(x, (list, tuple)) and any(is_file_like(v) for v in x)):
-        from pneumozoo.errors import PneumozooError
-
         what = "a PIL image" if type(x).__module__.startswith("PIL.") else (
             "bytes" if isinstance(x, (bytes, bytearray, memoryview)) else
             "a path" if isinstance(x, (str, os.PathLike)) else "a list of files or images")
@@ -284,8 +277,6 @@ def as_classifier(model: Any, what: str = "model") -> PneumoniaClassifier:
         ...
         pneumozoo.errors.PneumozooError: model must be a loaded model, got the name 'xraynet-binary-v2'; load it first: model = pneumozoo.load_pretrained('xraynet-binary-v2')
     """
-    from pneumozoo.errors import PneumozooError
-
     if isinstance(model, PneumoniaClassifier) or getattr(type(model), "is_pneumozoo_model", False):
         return model
     if isinstance(model, str) or hasattr(model, "__fspath__"):

@@ -133,7 +133,6 @@ class ClassifierHead(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")  # softmax in float32 under mixed precision
         kwargs.setdefault("name", "head")
         super().__init__(**kwargs)
-        from pneumozoo.errors import ModelConfigError
 
         if isinstance(class_names, str) or not isinstance(class_names, Sequence):
             raise ModelConfigError(f"class_names must be a list of 2 or 3 names, got {class_names!r}")
@@ -175,8 +174,6 @@ class ClassifierHead(keras.layers.Layer):
         width = int(input_shape[0][-1])
         blocks = self.guard_blocks or [width]
         if sum(blocks) != width:
-            from pneumozoo.errors import ModelConfigError
-
             raise ModelConfigError(f"guard_blocks {blocks} do not add up to the guard input's width {width}")
         self.guard_blocks = blocks
         guard: list[tuple[Any, Any, Any]] = []

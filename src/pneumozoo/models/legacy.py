@@ -13,14 +13,14 @@ import keras
 
 from pneumozoo.errors import ModelConfigError
 from pneumozoo.models.classifier import PneumoniaClassifier
+from pneumozoo.models.layers import ClassifierOutput, Normalize, Resizing
+from pneumozoo.models.registry import build_model
 
 __all__ = ["is_legacy", "upgrade_legacy"]
 
 
 def is_legacy(model: Any) -> bool:
     """True for a pneumozoo 0.1 model (it ends with a ``ClassifierOutput`` layer)."""
-    from pneumozoo.models.layers import ClassifierOutput
-
     return not isinstance(model, PneumoniaClassifier) and isinstance(
         model, keras.Model) and any(isinstance(layer, ClassifierOutput) for layer in model.layers)
 
@@ -39,9 +39,6 @@ def upgrade_legacy(model: keras.Model, *, architecture: str, threshold: float = 
     Raises:
         ModelConfigError: If a layer of the old model has no counterpart in the new one.
     """
-    from pneumozoo.models.layers import ClassifierOutput, Normalize, Resizing
-    from pneumozoo.models.registry import build_model
-
     out = next(layer for layer in model.layers if isinstance(layer, ClassifierOutput))
     resize = next((layer for layer in model.layers if isinstance(layer, Resizing)), None)
     norm = next((layer for layer in model.layers if isinstance(layer, Normalize)), None)

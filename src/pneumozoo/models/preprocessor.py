@@ -22,7 +22,9 @@ from typing import Any
 
 import keras
 import numpy as np
+import scipy.sparse
 
+from pneumozoo.errors import ModelConfigError
 from pneumozoo.rules import INPUT_SIZE_RANGE, INPUT_SIZE_RULE, is_input_size
 
 __all__ = [
@@ -110,6 +112,7 @@ def luminance_uint8(image: np.ndarray) -> np.ndarray:
     if a.dtype != np.uint8:
         a = np.clip(np.round(a.astype(np.float32)), 0.0, 255.0).astype(np.uint8)
     if a.ndim == 3:  # PIL's own C loop: the same formula, 5-10x faster than numpy's
+        # lazy: start-up time
         from PIL import Image
 
         grey = np.asarray(Image.fromarray(np.ascontiguousarray(a), "RGB").convert("L"))
@@ -150,8 +153,6 @@ def resize_weights(in_size: int, out_size: int) -> np.ndarray:
 def _sparse_weights(in_size: int, out_size: int) -> Any:
     """:func:`resize_weights` as a scipy CSR matrix: a triangle filter touches only a few
     input pixels per output pixel, so the sparse product is 4-5x faster than the dense one."""
-    import scipy.sparse
-
     return scipy.sparse.csr_matrix(resize_weights(in_size, out_size))
 
 
@@ -212,7 +213,6 @@ class XrayPreprocessor(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")  # resize and rounding in float32 under any policy
         kwargs.setdefault("name", "preprocessor")
         super().__init__(**kwargs)
-        from pneumozoo.errors import ModelConfigError
 
         if not is_input_size(input_size):
             raise ModelConfigError(f"input_size must be {INPUT_SIZE_RULE}, got {input_size!r}")

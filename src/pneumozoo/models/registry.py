@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -326,8 +327,6 @@ def class_names_of(model: keras.Model) -> tuple[str, ...]:
         >>> class_names_of(build_model("cnn4", input_size=48))  # doctest: +SKIP
         ('normal', 'pneumonia')
     """
-    import warnings
-
     warnings.warn("class_names_of(model) is deprecated; use model.class_names",
                   DeprecationWarning, stacklevel=2)
     return as_classifier(model).class_names
@@ -346,8 +345,6 @@ def input_size_of(model: keras.Model) -> int:
         >>> input_size_of(build_model("cnn4", input_size=48))  # doctest: +SKIP
         48
     """
-    import warnings
-
     warnings.warn("input_size_of(model) is deprecated; use model.input_size",
                   DeprecationWarning, stacklevel=2)
     return as_classifier(model).input_size

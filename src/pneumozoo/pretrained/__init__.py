@@ -66,6 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def __getattr__(name: str) -> Any:
     if name not in _FOLDER_NAMES:
         raise AttributeError(f"module 'pneumozoo.pretrained' has no attribute {name!r}")
+    # lazy: loads Keras and its backend
     from pneumozoo.pretrained import folder
 
     value = getattr(folder, name)

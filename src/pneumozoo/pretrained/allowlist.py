@@ -75,6 +75,7 @@ def _family(module: str) -> str | None:
 
 
 def _bases(compiling: bool) -> tuple[type, ...]:
+    # lazy: loads Keras and its backend
     import keras
 
     bases: list[type] = [keras.layers.Layer, keras.initializers.Initializer,
@@ -88,6 +89,7 @@ def _bases(compiling: bool) -> tuple[type, ...]:
 
 def _resolve_builtin(module: str, name: str) -> Any:
     """The Keras object ``module.name``, looked up without importing anything new."""
+    # lazy: loads Keras and its backend
     from keras.src.api_export import get_symbol_from_name
 
     obj = get_symbol_from_name(f"{module}.{name}")
@@ -99,12 +101,14 @@ def _resolve_builtin(module: str, name: str) -> Any:
 def _builtin_function(name: Any) -> bool:
     if not isinstance(name, str) or not name.isidentifier():
         return False
+    # lazy: loads Keras and its backend
     from keras.src.api_export import get_symbol_from_name
 
     return any(callable(get_symbol_from_name(f"keras.{fam}.{name}")) for fam in _FUNCTION_FAMILIES)
 
 
 def _named_ok(family: str, name: str) -> bool:
+    # lazy: loads Keras and its backend
     import keras
 
     lookup = {"activations": keras.activations, "initializers": keras.initializers,
@@ -139,6 +143,7 @@ def _check_sizes(config: Any, file: str, where: str) -> None:
 
 
 def _check_object(node: dict[str, Any], file: str, where: str, compiling: bool) -> None:
+    # lazy: loads Keras and its backend
     import keras
 
     cls = node["class_name"]

@@ -16,18 +16,23 @@ objects outside Keras and pneumozoo), and keeps Keras ``safe_mode`` on.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from pneumozoo.errors import IntegrityError, ModelMetadataError, PneumozooError
+from pneumozoo.models.classifier import PneumoniaClassifier
+from pneumozoo.models.legacy import is_legacy, upgrade_legacy
 from pneumozoo.pretrained import schema
+from pneumozoo.pretrained.allowlist import check_keras_config
 from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
-from pneumozoo.utils import sha256_file
+from pneumozoo.utils import default_mode, sha256_file
 
 __all__ = [
     "check_config_safe",
@@ -61,8 +66,6 @@ def check_config_safe(config: dict[str, Any], source: str) -> None:
         ...
         pneumozoo.errors.UnsafeModelError: model/config.json: model config holds a Lambda layer (<root>); pneumozoo only loads models that run no stored code
     """
-    from pneumozoo.pretrained.allowlist import check_keras_config
-
     check_keras_config(config, source)
 
 
@@ -105,7 +108,6 @@ def load_model_file(path: str | Path) -> keras.Model:
     except (OSError, KeyError, zipfile.BadZipFile) as e:
         raise PneumozooError(f"{path}: not a Keras model ({type(e).__name__}: {e})") from None
     check_config_safe(config, str(path / "config.json") if path.is_dir() else str(path))
-    import pneumozoo.models  # noqa: F401  (registers pneumozoo's layers: a fresh process needs it)
 
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -248,10 +250,6 @@ def load_keras_file(path: str | Path) -> keras.Model:
         >>> model = load_keras_file("mine.keras")  # doctest: +SKIP
         >>> model.source_sha256  # doctest: +SKIP
     """
-    import logging
-
-    from pneumozoo.models.classifier import PneumoniaClassifier
-
     path = Path(path)
     digest = sha256_file(path)
     model = load_model_file(path)
@@ -267,8 +265,6 @@ def load_keras_file(path: str | Path) -> keras.Model:
 
 def _check_outputs(model: keras.Model, config: PretrainedConfig, folder: Path) -> None:
     """Refuse a folder whose ``class_names`` do not match the model's outputs."""
-    from pneumozoo.models.classifier import PneumoniaClassifier  # loads Keras (it is loaded)
-
     outputs = getattr(model, "outputs", None) or []
     width = outputs[0].shape[-1] if len(outputs) == 1 and outputs[0].shape else None
     if width != len(config.class_names):
@@ -282,9 +278,6 @@ def _check_outputs(model: keras.Model, config: PretrainedConfig, folder: Path) -
 
 def _as_current(model: keras.Model, config: PretrainedConfig, folder: Path) -> keras.Model:
     """The loaded model as a PneumoniaClassifier (a pneumozoo 0.1 model is upgraded)."""
-    from pneumozoo.models.classifier import PneumoniaClassifier
-    from pneumozoo.models.legacy import is_legacy, upgrade_legacy
-
     if is_legacy(model):
         return upgrade_legacy(model, architecture=config.architecture, threshold=config.threshold)
     if not isinstance(model, PneumoniaClassifier):
@@ -333,9 +326,7 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
         if assets.is_dir() and not any(assets.iterdir()):
             assets.rmdir()  # the Hub keeps no empty folders; keep local and remote identical
         files = {name: sha256_file(tmp / name) for name in WEIGHT_FILES}
-        from dataclasses import replace
 
-        from pneumozoo.models.classifier import PneumoniaClassifier
 
         if isinstance(model, PneumoniaClassifier):  # the model's own settings are the truth
             config = config.with_settings_of(model)
@@ -343,7 +334,6 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
         written.write(tmp)
         if card is not None:
             (tmp / "README.md").write_text(card, encoding="utf-8")
-        from pneumozoo.utils import default_mode
 
         tmp.chmod(default_mode(directory=True))  # mkdtemp's folder is private
         for f in tmp.iterdir():
@@ -365,8 +355,6 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
 
 def _network_params(model: keras.Model) -> int:
     """Parameters of the network itself: the head's guard arrays are fitted statistics."""
-    from pneumozoo.models.classifier import PneumoniaClassifier
-
     total = int(model.count_params())
     if isinstance(model, PneumoniaClassifier):
         total -= sum(int(w.size) for w in model.head.get_weights())

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pneumozoo.errors import PneumozooError, UnknownNameError
+from pneumozoo.hub import download_model
 from pneumozoo.pretrained.config import CONFIG_FILE, PretrainedConfig
 from pneumozoo.recipe import ZOO_RECIPES, Recipe
 
@@ -287,14 +288,13 @@ def load_pretrained(
         >>> model.class_names
         ('normal', 'pneumonia')
     """
+    # lazy: loads Keras and its backend
     from pneumozoo.pretrained.folder import load_folder
 
     if name is None:
         name = DEFAULT_MODEL
     text = str(name)
     if text.startswith("hf://"):
-        from pneumozoo.hub import download_model
-
         try:
             repo_id, rev = parse_hf_uri(text)
         except ValueError as e:  # a user mistake: one line, not a traceback
@@ -305,12 +305,14 @@ def load_pretrained(
     if path.is_dir():
         return load_folder(path, source=str(path))
     if path.is_file() and path.suffix == ".keras":
+        # lazy: loads Keras and its backend
         from pneumozoo.pretrained.folder import load_keras_file
 
         return load_keras_file(path)
     entry = _zoo().get(text)
     if entry is not None and entry.folder is not None:
         return load_folder(entry.folder, source="bundled")
+    # lazy: loads Keras and its backend
     from pneumozoo.models import list_models
 
     if text in {m.name for m in list_models()}:
