@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.model not in ZOO_RECIPES or not recipe.is_file():
         names = sorted(n for n in ZOO_RECIPES if script(n).is_file())
         sys.exit(f"error: no recipe for {args.model!r}; valid: {', '.join(names)}")
-    from pneumozoo.pretrained.registry import BUNDLED_DIR
+    from pneumozoo.zoo.registry import BUNDLED_DIR
 
     released_dir = args.released or BUNDLED_DIR / args.model
     card = released_dir / "pneumozoo.json"

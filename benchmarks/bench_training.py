@@ -133,7 +133,7 @@ def time_to_target(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Epochs and seconds each bundled model's run took to reach the default's val AUC."""
     import json
 
-    from pneumozoo.pretrained.registry import BUNDLED_DIR, DEFAULT_MODEL, list_pretrained
+    from pneumozoo.zoo.registry import BUNDLED_DIR, DEFAULT_MODEL, list_pretrained
 
     def history(name: str) -> dict[str, list[float]] | None:
         path = BUNDLED_DIR / name / "history.json"

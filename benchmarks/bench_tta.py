@@ -24,7 +24,7 @@ def main() -> None:
     from pneumozoo.data import scan_split
 
     if args.model is None:
-        from pneumozoo.pretrained.registry import DEFAULT_MODEL
+        from pneumozoo.zoo.registry import DEFAULT_MODEL
 
         args.model = DEFAULT_MODEL
     model = load_pretrained(args.model)

@@ -67,6 +67,7 @@ API_MODULES: list[tuple[str, str]] = [
     ("pneumozoo.data", "data"),
     ("pneumozoo.data.download", "data.download"),
     ("pneumozoo.augment", "augment"),
+    ("pneumozoo.zoo", "zoo: the registry"),
     ("pneumozoo.models", "models"),
     ("pneumozoo.recipe", "recipe: training recipes"),
     ("pneumozoo.run", "run: one training run"),

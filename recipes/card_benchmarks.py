@@ -91,9 +91,9 @@ def speed_of(name: str) -> dict[str, Any] | None:
 
 def run(name: str) -> dict[str, Any]:
     import pneumozoo
-    from pneumozoo.pretrained.config import PretrainedConfig
     from pneumozoo.pretrained.release import update_release
     from pneumozoo.recipe import ZOO_RECIPES
+    from pneumozoo.zoo.config import PretrainedConfig
 
     folder = BUNDLED / name
     config = PretrainedConfig.read(folder)

@@ -65,9 +65,9 @@ def run(name: str, data: Path, out: Path) -> dict[str, Any]:
     import pneumozoo
     from pneumozoo.guard import fit_guard, guard_features
     from pneumozoo.pretrained import get_recipe
-    from pneumozoo.pretrained.config import PretrainedConfig
     from pneumozoo.pretrained.release import update_release
     from pneumozoo.run import split, training_records
+    from pneumozoo.zoo.config import PretrainedConfig
 
     folder = BUNDLED / name
     model = pneumozoo.load_pretrained(str(folder))

@@ -144,8 +144,8 @@ def test_evaluate_reports_out_of_domain_films_and_scores_3class_on_binary_folder
 @pytest.mark.slow
 def test_cli_adapt_and_predict_json_carry_the_guard(site: Path, tmp_path: Path, tf_env: dict[str, str]) -> None:
     base = pneumozoo.build_model("cnn4", input_size=48)
-    from pneumozoo.pretrained.config import PretrainedConfig
     from pneumozoo.pretrained.folder import save_folder
+    from pneumozoo.zoo.config import PretrainedConfig
 
     save_folder(base, tmp_path / "base", PretrainedConfig.from_model(base, name="base"))
     out = tmp_path / "adapted"

@@ -219,8 +219,8 @@ def test_public_api_docstrings() -> None:
 #: Modules whose docstrings were completed for the docs: examples and raises are required too.
 COMPLETE_MODULES = ("pneumozoo.errors", "pneumozoo.io", "pneumozoo.data", "pneumozoo.augment",
                     "pneumozoo.models", "pneumozoo.train", "pneumozoo.prediction",
-                    "pneumozoo.pretrained.config", "pneumozoo.pretrained.folder",
-                    "pneumozoo.pretrained.registry")
+                    "pneumozoo.zoo.config", "pneumozoo.pretrained.folder",
+                    "pneumozoo.zoo.registry", "pneumozoo.pretrained.loading")
 
 
 def test_core_modules_have_examples_and_raises() -> None:
@@ -233,7 +233,7 @@ def test_audit_sees_the_top_level_api() -> None:
     found = check_docstrings.public_objects()
     for path in ("pneumozoo.io.read_xray", "pneumozoo.models.registry.build_model",
                  "pneumozoo.train.fit", "pneumozoo.prediction.predict",
-                 "pneumozoo.pretrained.registry.load_pretrained"):
+                 "pneumozoo.pretrained.loading.load_pretrained"):
         assert path in found
 
 
@@ -298,9 +298,11 @@ def test_every_module_is_documented_or_internal() -> None:
                 "pneumozoo.models.classifier", "pneumozoo.models.head",
                 "pneumozoo.models.preprocessor", "pneumozoo.models.legacy",
                 # load_pretrained's safety check (the pretrained guide describes it):
-                "pneumozoo.pretrained.allowlist", "pneumozoo.pretrained.schema",
-                "pneumozoo.models.transfer", "pneumozoo.pretrained.config",
-                "pneumozoo.pretrained.folder", "pneumozoo.pretrained.registry",
+                "pneumozoo.pretrained.allowlist", "pneumozoo.zoo.schema",
+                "pneumozoo.models.transfer", "pneumozoo.zoo.config",
+                "pneumozoo.pretrained.folder", "pneumozoo.pretrained.loading",
+                # re-exported by pneumozoo.zoo, documented on its page:
+                "pneumozoo.zoo.registry",
                 "pneumozoo.evaluation.metrics", "pneumozoo.evaluation.report",
                 # the package version, and evaluate's own module (pneumozoo.evaluation's page):
                 "pneumozoo._version", "pneumozoo.evaluation.evaluator"}

@@ -34,7 +34,7 @@ keras = pytest.importorskip("keras")
 from pneumozoo.hub import download_model  # noqa: E402
 from pneumozoo.models import build_model  # noqa: E402
 from pneumozoo.pretrained import PretrainedConfig, load_pretrained, save_folder  # noqa: E402
-from pneumozoo.pretrained.config import WEIGHT_FILES  # noqa: E402
+from pneumozoo.zoo.config import WEIGHT_FILES  # noqa: E402
 
 Files = dict[str, bytes]
 

@@ -18,8 +18,8 @@ keras = pytest.importorskip("keras")
 from pneumozoo.cli import main  # noqa: E402
 from pneumozoo.models import build_model  # noqa: E402
 from pneumozoo.pretrained import PretrainedConfig, load_pretrained, save_folder  # noqa: E402
-from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES  # noqa: E402
 from pneumozoo.utils import sha256_file  # noqa: E402
+from pneumozoo.zoo.config import CONFIG_FILE, WEIGHT_FILES  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "pneumozoo"
 XRAY = Path(__file__).resolve().parent / "fixtures" / "kermany" / "test" / "NORMAL" / \
@@ -184,9 +184,9 @@ def test_written_model_folders_are_not_private(tmp_path: Path) -> None:
     import stat
 
     from pneumozoo.models import build_model
-    from pneumozoo.pretrained.config import PretrainedConfig
     from pneumozoo.pretrained.folder import save_folder
     from pneumozoo.utils import atomic_write_json, default_mode
+    from pneumozoo.zoo.config import PretrainedConfig
 
     cfg = PretrainedConfig(name="m", architecture="cnn4", task="binary",
                            class_names=("normal", "pneumonia"), input_size=48)

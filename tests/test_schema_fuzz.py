@@ -1,4 +1,4 @@
-"""Property-based fuzz of the pneumozoo.json schema (pneumozoo.pretrained.schema).
+"""Property-based fuzz of the pneumozoo.json schema (pneumozoo.zoo.schema).
 
 Valid configs round-trip through ``to_dict`` / ``from_dict`` and through the file; a config
 with one field made invalid is refused with :class:`ModelMetadataError` naming that field,
@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pneumozoo.errors import ModelMetadataError, PneumozooError
-from pneumozoo.pretrained.config import CONFIG_FILE, MODEL_SETTINGS, PretrainedConfig
-from pneumozoo.pretrained.schema import FIELDS, read_json
+from pneumozoo.zoo.config import CONFIG_FILE, MODEL_SETTINGS, PretrainedConfig
+from pneumozoo.zoo.schema import FIELDS, read_json
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -44,21 +44,21 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "pneumozoo.evaluation",
     "grad_cam": "pneumozoo.explain",
     "read_xray": "pneumozoo.io",
-    "ModelInfo": "pneumozoo.models",
+    "ModelInfo": "pneumozoo.zoo",
     "PneumoniaClassifier": "pneumozoo.models",
     "build_model": "pneumozoo.models",
-    "list_models": "pneumozoo.models",
+    "list_models": "pneumozoo.zoo",
     "set_backbone_trainable": "pneumozoo.models",
     "Prediction": "pneumozoo.prediction",
     "predict": "pneumozoo.prediction",
-    "PretrainedConfig": "pneumozoo.pretrained",
-    "list_pretrained": "pneumozoo.pretrained",
+    "PretrainedConfig": "pneumozoo.zoo",
+    "list_pretrained": "pneumozoo.zoo",
     "load_pretrained": "pneumozoo.pretrained",
     "push_to_hub": "pneumozoo.hub",
     "Recipe": "pneumozoo.recipe",
     "screen": "pneumozoo.screening",
-    "get_recipe": "pneumozoo.pretrained",
-    "list_recipes": "pneumozoo.pretrained",
+    "get_recipe": "pneumozoo.zoo",
+    "list_recipes": "pneumozoo.zoo",
     "FitResult": "pneumozoo.train",
     "fit": "pneumozoo.train",
 }
@@ -134,24 +134,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from pneumozoo.explain import grad_cam
     from pneumozoo.hub import push_to_hub
     from pneumozoo.io import read_xray
-    from pneumozoo.models import (
-        ModelInfo,
-        PneumoniaClassifier,
-        build_model,
-        list_models,
-        set_backbone_trainable,
-    )
+    from pneumozoo.models import PneumoniaClassifier, build_model, set_backbone_trainable
     from pneumozoo.prediction import Prediction, predict
-    from pneumozoo.pretrained import (
-        PretrainedConfig,
-        get_recipe,
-        list_pretrained,
-        list_recipes,
-        load_pretrained,
-    )
+    from pneumozoo.pretrained import load_pretrained
     from pneumozoo.recipe import Recipe
     from pneumozoo.screening import screen
     from pneumozoo.train import FitResult, fit
+    from pneumozoo.zoo import (
+        ModelInfo,
+        PretrainedConfig,
+        get_recipe,
+        list_models,
+        list_pretrained,
+        list_recipes,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -41,11 +41,11 @@ import numpy as np
 from pneumozoo.data import patient_split, scan_folder, targets
 from pneumozoo.errors import DataError, PneumozooError
 from pneumozoo.guard import fit_guard, guard_features
-from pneumozoo.pretrained.config import PretrainedConfig
 from pneumozoo.pretrained.release import write_release
 from pneumozoo.recipe import Recipe
 from pneumozoo.rules import BINARY_CLASSES
 from pneumozoo.rules import in_domain as in_domain_of
+from pneumozoo.zoo.config import PretrainedConfig
 
 __all__ = [
     "ADAPT_METHODS",

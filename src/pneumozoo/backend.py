@@ -27,9 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import jax
 import keras
-import tensorflow as tf
 
 from pneumozoo.errors import UnknownNameError
 
@@ -113,6 +111,9 @@ def devices() -> list[Device]:
     """
     backend = name()
     if backend == "jax":
+        # lazy: JAX's own (not imported under TensorFlow or PyTorch)
+        import jax
+
         out = []
         for d in jax.devices():
             kind = str(d.platform).lower()
@@ -121,7 +122,7 @@ def devices() -> list[Device]:
             out.append(Device(kind, f"{kind}:{d.id}", cc, str(getattr(d, "device_kind", ""))))
         return out
     if backend == "torch":
-        # lazy: loads PyTorch
+        # lazy: PyTorch's own (not imported under TensorFlow or JAX)
         import torch
 
         if torch.cuda.is_available():
@@ -129,6 +130,9 @@ def devices() -> list[Device]:
                            torch.cuda.get_device_name(i)) for i in range(torch.cuda.device_count())]
         return [Device("cpu", "cpu")]
     if backend == "tensorflow":
+        # lazy: TensorFlow's own (not imported under JAX or PyTorch)
+        import tensorflow as tf
+
         gpus = tf.config.list_physical_devices("GPU")
         out = []
         for i, g in enumerate(gpus):
@@ -224,9 +228,12 @@ def deterministic(seed: int | None = None, *, ops: bool = True) -> None:
         return
     backend = name()
     if backend == "tensorflow":
+        # lazy: TensorFlow's own (not imported under JAX or PyTorch)
+        import tensorflow as tf
+
         tf.config.experimental.enable_op_determinism()
     elif backend == "torch":
-        # lazy: loads PyTorch
+        # lazy: PyTorch's own (not imported under TensorFlow or JAX)
         import torch
 
         torch.use_deterministic_algorithms(True, warn_only=True)

@@ -37,10 +37,11 @@ from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
 from pneumozoo.hub import download_model, push_to_hub, split_repo_ref
 from pneumozoo.io import describe_source, expand_inputs, read_xray
 from pneumozoo.plot import require_matplotlib
-from pneumozoo.pretrained import list_pretrained, load_pretrained
+from pneumozoo.pretrained import load_pretrained
 from pneumozoo.recipe import BALANCES, SCHEDULES, STRATEGY_NAMES, TASKS, THRESHOLD_RULES, Recipe
 from pneumozoo.screening import SUMMARY_FILE, screen
 from pneumozoo.utils import json_safe, quiet_tensorflow
+from pneumozoo.zoo import list_models, list_pretrained
 
 __all__ = ["main"]
 
@@ -138,9 +139,6 @@ def _load(args: argparse.Namespace) -> Any:
     try:
         return load_pretrained(args.model, revision=getattr(args, "revision", None))
     except UnknownNameError:
-        # lazy: loads Keras and its backend
-        from pneumozoo.models import list_models
-
         if args.model in {m.name for m in list_models()}:
             names = ", ".join(c.name for c in list_pretrained())
             raise PneumozooError(
@@ -476,9 +474,6 @@ def _models_args(p: argparse.ArgumentParser) -> None:
 @command("models", "list pretrained models (or architectures with --archs)", _models_args)
 def _models(args: argparse.Namespace) -> int:
     if args.archs:
-        # lazy: loads Keras and its backend
-        from pneumozoo.models import list_models
-
         infos = list_models()
         if args.json:
             print(_dumps([{"name": m.name, "family": m.family, "input_size": m.input_size,
@@ -487,7 +482,6 @@ def _models(args: argparse.Namespace) -> int:
         else:
             for m in infos:
                 print(f"{m.name:<16} {m.family:<9} {m.input_size:>4}px  {m.description}")
-
             cited = sorted({n for m in infos for n in re.findall(r"\b00\d\b", m.description)
                             if n in REFERENCE_PROJECTS})
             if cited:
@@ -738,8 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Commands that load a model, so import Keras (and its backend) before their handler runs
-#: (``models --archs`` too: the architecture registry lives beside the builders).
+#: Commands that load a model, so import Keras (and its backend) before their handler runs.
 _MODEL_COMMANDS = frozenset({"predict", "evaluate", "train", "adapt", "explain", "export",
                              "screen"})
 
@@ -796,7 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not args.verbose:  # before anything imports TensorFlow
             quiet_tensorflow("3")
-            if args.command in _MODEL_COMMANDS or getattr(args, "archs", False):
+            if args.command in _MODEL_COMMANDS:
                 _import_keras_quietly()
         status = int(args.handler(args))
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit

@@ -52,9 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import keras
-import tensorflow as tf
 from keras import tree
-from keras.src.backend.tensorflow import trainer as tf_trainer
 
 from pneumozoo.errors import PneumozooError, UnknownNameError
 from pneumozoo.recipe import STRATEGY_NAMES
@@ -96,6 +94,8 @@ def _is_keras_distribution(strategy: Any) -> bool:
 def _is_tf_strategy(strategy: Any) -> bool:
     if keras.backend.backend() != "tensorflow":
         return False
+    # lazy: TensorFlow's own (not imported under JAX or PyTorch)
+    import tensorflow as tf
 
     return isinstance(strategy, tf.distribute.Strategy)
 
@@ -165,6 +165,8 @@ def get_strategy(name_or_strategy: str | Any, *, devices: Sequence[str] | None =
     if backend != "tensorflow":
         raise PneumozooError(f"distributed training is not available on the {backend} backend; "
                              "use KERAS_BACKEND=jax or tensorflow")
+    # lazy: TensorFlow's own (not imported under JAX or PyTorch)
+    import tensorflow as tf
 
     if name in ("mirrored", "data-parallel"):
         if devices is None:
@@ -180,6 +182,9 @@ def get_strategy(name_or_strategy: str | Any, *, devices: Sequence[str] | None =
 
 
 def _multiworker() -> Any:
+    # lazy: TensorFlow's own (not imported under JAX or PyTorch)
+    import tensorflow as tf
+
     global _MULTIWORKER
     if _MULTIWORKER is not None:
         return _MULTIWORKER
@@ -411,6 +416,9 @@ def _replicate_keras(model: keras.Model, distribution: Any,
 
 def _from_first_replica(weights: list[Any], strategy: Any) -> list[Any]:
     """Every worker gets replica 0's (the chief's) ``weights``: one all-reduce, others add 0."""
+    # lazy: TensorFlow's own (not imported under JAX or PyTorch)
+    import tensorflow as tf
+
     values = [tf.convert_to_tensor(w) for w in weights]
 
     def step(*local: tf.Tensor) -> Any:
@@ -433,6 +441,9 @@ def _compile_like(replica: keras.Model, model: keras.Model) -> None:
 
 
 def _first_local(value: Any, strategy: Any) -> Any:
+    # lazy: TensorFlow's own (not imported under JAX or PyTorch)
+    import tensorflow as tf
+
     if isinstance(value, tf.distribute.DistributedValues):
         return strategy.experimental_local_results(value)[0]
     return value
@@ -453,6 +464,9 @@ def _keras_multiworker_fixes(replica: keras.Model, strategy: Any) -> Iterator[No
 
     Applied only while a multi-worker strategy with more than one worker trains.
     """
+    # lazy: TensorFlow's own (not imported under JAX or PyTorch)
+    import tensorflow as tf
+
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or \
             num_workers(strategy) < 2:
         yield
@@ -460,6 +474,7 @@ def _keras_multiworker_fixes(replica: keras.Model, strategy: Any) -> Iterator[No
 
     # No public API reaches Keras's per-replica log reduction: this private hook is the
     # narrowest place to fix it, and is put back when training ends.
+    from keras.src.backend.tensorflow import trainer as tf_trainer
 
     original_reduce = getattr(tf_trainer, "reduce_per_replica", None)
 

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 from pneumozoo._version import __version__
 from pneumozoo.errors import DownloadError, IntegrityError, InvalidRevisionError, PneumozooError
 from pneumozoo.pretrained.card import model_card
-from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 from pneumozoo.utils import sha256_file
+from pneumozoo.zoo.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-    from pneumozoo.pretrained.config import PretrainedConfig
+    from pneumozoo.zoo.config import PretrainedConfig
 
 __all__ = ["DEFAULT_TIMEOUT", "check_revision", "download_model", "push_to_hub", "split_repo_ref"]
 
@@ -451,7 +451,7 @@ def push_to_hub(
         model_or_folder: A model folder, or a pneumozoo model (its class names, size and
             threshold come from the model; pass ``config`` for provenance and metrics).
         repo_id: ``owner/name`` of the Hub repo.
-        config: The :class:`~pneumozoo.pretrained.config.PretrainedConfig` of a Keras model.
+        config: The :class:`~pneumozoo.zoo.config.PretrainedConfig` of a Keras model.
         revision: Branch to commit to (created from ``main`` if missing); default ``main``.
         private: Create the repo as private (an existing repo keeps its visibility).
         commit_message: Commit title (default ``"Upload <name> with pneumozoo"``).

@@ -5,7 +5,7 @@ A :class:`Recipe` says everything that defines a run: the architecture, the data
 training settings, and how the finished model is calibrated (temperature, threshold rule,
 domain guard). :data:`ZOO_RECIPES` holds the recipe of every zoo model, so ``pneumozoo train
 --recipe xraynet-binary-v2 DATA`` reruns it. This module only describes runs (it imports no
-Keras); the zoo's registry (:mod:`pneumozoo.pretrained.registry`) keys each recipe to its
+Keras); the zoo's registry (:mod:`pneumozoo.zoo.registry`) keys each recipe to its
 architecture and weights, and :func:`pneumozoo.run.run_recipe` is the one function that runs one.
 """
 

@@ -44,12 +44,12 @@ from pneumozoo.evaluation.thresholds import choose_threshold
 from pneumozoo.models import build_model
 from pneumozoo.models.classifier import as_classifier
 from pneumozoo.models.preprocessor import NORMALIZATIONS
-from pneumozoo.models.registry import get_model_info
 from pneumozoo.pretrained import get_recipe, load_pretrained
-from pneumozoo.pretrained.config import PretrainedConfig
 from pneumozoo.pretrained.release import write_release
 from pneumozoo.recipe import BALANCES, Recipe
 from pneumozoo.train import fit
+from pneumozoo.zoo.config import PretrainedConfig
+from pneumozoo.zoo.registry import get_model_info
 
 __all__ = ["LOCK_FILE", "check_recipe", "deterministic_ops", "output_lock", "prepare_release",
            "recipe_for", "run_recipe", "run_zoo_recipe"]

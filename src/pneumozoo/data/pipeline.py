@@ -32,7 +32,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from pneumozoo.augment import get_preset
 from pneumozoo.data.records import Record, Task, targets
@@ -65,6 +64,7 @@ def resize_images(images: Any, size: int) -> Any:
         >>> resize_images(np.zeros((300, 200, 3)), 64).shape  # doctest: +SKIP
         (64, 64, 3)
     """
+
     warnings.warn("resize_images is deprecated; use model.prepare(film) or "
                   "XrayPreprocessor.prepare", DeprecationWarning, stacklevel=2)
     x = keras.ops.cast(keras.ops.convert_to_tensor(images), "float32")
@@ -359,6 +359,8 @@ def make_batches(
                            drop_remainder=drop_remainder, pad_to=pad_to)
     if host != "tf.data":
         raise ValueError(f"host must be auto, tf.data or pydataset, got {host!r}")
+    # lazy: TensorFlow's own (not imported under JAX or PyTorch)
+    import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
@@ -429,6 +431,8 @@ def make_dataset(
         base = make_batches(records, pre, task=task, batch_size=batch_size, training=training,
                             cache=cache, seed=seed, drop_remainder=drop_remainder, host="pydataset")
         return _FloatBatches(base, layer, preset)
+    # lazy: TensorFlow's own (not imported under JAX or PyTorch)
+    import tensorflow as tf
 
     y = np.asarray(targets(records, task), dtype=np.int32)
     ds = tf.data.Dataset.from_tensor_slices((load_films(records, pre, cache=cache), y))

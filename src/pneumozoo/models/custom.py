@@ -1,4 +1,7 @@
-"""Architectures trained from scratch: the reference CNNs and the zoo's fast default."""
+"""Architectures trained from scratch: the reference CNNs and the zoo's fast default.
+
+Their facts (default size, normalisation, guard layers) are in the zoo's registry
+(:mod:`pneumozoo.zoo.registry`), which names these builders as entry points."""
 
 from __future__ import annotations
 
@@ -6,20 +9,9 @@ from typing import Any
 
 from keras import layers
 
-from pneumozoo.models.registry import register_model
-
-__all__: list[str] = []
+__all__ = ["cnn4", "cnn5", "xraynet"]
 
 
-@register_model(
-    "cnn4",
-    family="custom",
-    input_size=128,
-    normalization="unit",
-    # Without block4: its 6x6 maps add noise, not domain (benchmarks/research/README.md).
-    guard_layers=("block1_pool", "block2_pool", "block3_pool"),
-    description="4-block VGG-like CNN (filters 32->256, max-pool halving), as in 004 (128 px).",
-)
 def cnn4(x: Any, *, input_size: int, dropout: float = 0.0) -> Any:
     for i, filters in enumerate((32, 64, 128, 256)):
         x = layers.Conv2D(filters, 3, activation="relu", name=f"block{i + 1}_conv")(x)
@@ -30,14 +22,6 @@ def cnn4(x: Any, *, input_size: int, dropout: float = 0.0) -> Any:
     return x
 
 
-@register_model(
-    "cnn5",
-    family="custom",
-    input_size=150,
-    normalization="unit",
-    guard_layers=("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"),
-    description="5-block CNN of 001: 2 conv + 4 separable-conv blocks with BN, dense 512/128/64.",
-)
 def cnn5(x: Any, *, input_size: int, dropout: float = 0.2) -> Any:
     x = layers.Conv2D(16, 3, activation="relu", padding="same", name="block1_conv1")(x)
     x = layers.Conv2D(16, 3, activation="relu", padding="same", name="block1_conv2")(x)
@@ -72,14 +56,6 @@ def _res_block(x: Any, filters: int, stride: int, name: str) -> Any:
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
-@register_model(
-    "xraynet",
-    family="custom",
-    input_size=192,
-    normalization="unit",
-    guard_layers=("stem_pool", "stage1_out", "stage2_out", "stage3_out", "stage4_out"),
-    description="pneumozoo's fast default: strided stem + max-pool, 4 residual stages 32-256, GAP.",
-)
 def xraynet(
     x: Any,
     *,

@@ -1,11 +1,11 @@
-"""One registry of architectures: ``build_model`` and ``list_models`` read it."""
+"""Building a model: ``build_model`` turns an architecture of the zoo's registry
+(:mod:`pneumozoo.zoo.registry`) into a :class:`~pneumozoo.models.PneumoniaClassifier`."""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,155 +17,14 @@ from pneumozoo.models.classifier import PneumoniaClassifier, as_classifier
 from pneumozoo.models.head import ClassifierHead, PooledStats
 from pneumozoo.models.preprocessor import NORMALIZATIONS, XrayPreprocessor
 from pneumozoo.rules import default_class_names
+from pneumozoo.zoo.registry import get_model_info, list_models
 
 __all__ = [
-    "ModelInfo",
     "build_model",
     "class_names_of",
     "input_size_of",
-    "list_models",
-    "register_model",
     "wrap_classifier",
 ]
-
-Builder = Callable[..., keras.Model]
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the registry knows of one architecture.
-
-    Attributes:
-        name: Registry name, e.g. ``"cnn5"``.
-        family: ``"custom"`` (trained from scratch here) or ``"transfer"`` (a
-            ``keras.applications`` backbone with a classification head).
-        input_size: Default square input size in pixels.
-        normalization: How raw 0..255 pixels are normalised inside the graph.
-        description: One line on what it is and where it comes from.
-        pretrainable: True if ``weights="imagenet"`` is accepted.
-        guard_layers: Layers whose pooled activations (mean and standard deviation over
-            space) feed the domain guard, besides the penultimate features.
-        builder: The registered builder (use :func:`build_model` instead).
-
-    Example:
-        >>> info = get_model_info("xraynet")
-        >>> info.family, info.input_size, info.normalization
-        ('custom', 192, 'unit')
-    """
-
-    name: str
-    family: str
-    input_size: int
-    normalization: str
-    description: str
-    pretrainable: bool = False
-    guard_layers: tuple[str, ...] = ()
-    builder: Builder = field(repr=False, compare=False, default=lambda *_, **__: None)
-
-
-_REGISTRY: dict[str, ModelInfo] = {}
-
-
-def register_model(
-    name: str,
-    *,
-    family: str,
-    input_size: int,
-    normalization: str,
-    description: str,
-    pretrainable: bool = False,
-    guard_layers: Sequence[str] = (),
-) -> Callable[[Builder], Builder]:
-    """Decorator adding a builder to the registry.
-
-    The builder takes ``(inputs, *, input_size, **kwargs)`` where ``inputs`` are already
-    resized and normalised, and returns the penultimate feature vector (``(N, D)``): the
-    classifier (``logits``) and the head are added by :func:`build_model`; builders of pretrainable
-    models also take ``weights`` and ``freeze_backbone``, and a ``dropout`` keyword, when
-    present, can be overridden by :func:`build_model`.
-
-    Args:
-        name: Registry name (an existing one is replaced).
-        family: ``"custom"`` or ``"transfer"``.
-        input_size: Default square input size in pixels.
-        normalization: How raw 0..255 pixels are normalised before the builder's layers:
-            ``unit``, ``symmetric``, ``imagenet``, ``caffe`` or ``none``.
-        description: One line for :func:`list_models` and the docs.
-        pretrainable: The builder accepts ``weights="imagenet"``.
-        guard_layers: Layers (convolutional stages) whose pooled activations feed the
-            domain guard, besides the penultimate features.
-
-    Returns:
-        The decorator; it returns the builder unchanged.
-
-    Example:
-        >>> from keras import layers
-        >>> @register_model("tiny", family="custom", input_size=64, normalization="unit",
-        ...                 description="a toy")
-        ... def tiny(x, *, input_size):
-        ...     return layers.GlobalAveragePooling2D()(layers.Conv2D(8, 3)(x))
-        >>> build_model("tiny").output_shape
-        (None, 2)
-    """
-
-    def deco(fn: Builder) -> Builder:
-        _REGISTRY[name] = ModelInfo(
-            name=name,
-            family=family,
-            input_size=input_size,
-            normalization=normalization,
-            description=description,
-            pretrainable=pretrainable,
-            guard_layers=tuple(guard_layers),
-            builder=fn,
-        )
-        return fn
-
-    return deco
-
-
-def list_models(*, family: str | None = None, pretrainable: bool | None = None) -> list[ModelInfo]:
-    """Every registered architecture, sorted by name, optionally filtered.
-
-    Args:
-        family: Keep only ``"custom"`` or ``"transfer"`` models.
-        pretrainable: Keep only models that do (True) or do not (False) accept ImageNet weights.
-
-    Returns:
-        The :class:`ModelInfo` of each architecture.
-
-    Example:
-        >>> [m.name for m in list_models(family="custom")]
-        ['cnn4', 'cnn5', 'xraynet']
-    """
-    out = sorted(_REGISTRY.values(), key=lambda m: m.name)
-    if family is not None:
-        out = [m for m in out if m.family == family]
-    if pretrainable is not None:
-        out = [m for m in out if m.pretrainable == pretrainable]
-    return out
-
-
-def get_model_info(arch: str) -> ModelInfo:
-    """Registry entry of an architecture.
-
-    Args:
-        arch: Registry name, e.g. ``"cnn5"``.
-
-    Returns:
-        Its :class:`ModelInfo`.
-
-    Raises:
-        UnknownNameError: For an unknown name; the message lists the valid ones.
-
-    Example:
-        >>> get_model_info("cnn5").input_size
-        150
-    """
-    try:
-        return _REGISTRY[arch]
-    except KeyError:
-        raise UnknownNameError("architecture", arch, list(_REGISTRY)) from None
 
 
 @contextlib.contextmanager

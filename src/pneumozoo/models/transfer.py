@@ -7,24 +7,11 @@ from typing import Any
 import keras
 from keras import layers
 
-from pneumozoo.models.registry import register_model
-
-__all__ = ["BACKBONE_LAYER", "set_backbone_trainable"]
+__all__ = ["BACKBONE_LAYER", "densenet121", "efficientnetb0", "inceptionv3", "mobilenetv2", "resnet50",
+           "set_backbone_trainable", "vgg16", "vgg19", "xception"]
 
 #: Name of the backbone sub-model inside every transfer model.
 BACKBONE_LAYER = "backbone"
-
-# name -> (keras.applications constructor name, normalisation, default size, description)
-_BACKBONES: dict[str, tuple[str, str, int, str]] = {
-    "vgg16": ("VGG16", "caffe", 224, "VGG16 backbone (003)"),
-    "vgg19": ("VGG19", "caffe", 224, "VGG19 backbone with the 000 head (000, 002)"),
-    "resnet50": ("ResNet50", "caffe", 224, "ResNet50 backbone (003)"),
-    "xception": ("Xception", "symmetric", 299, "Xception backbone (003: best at 0.95)"),
-    "densenet121": ("DenseNet121", "imagenet", 224, "DenseNet121 backbone (003)"),
-    "inceptionv3": ("InceptionV3", "symmetric", 299, "InceptionV3 backbone (Kermany et al. 2018)"),
-    "mobilenetv2": ("MobileNetV2", "symmetric", 224, "MobileNetV2 backbone: small and fast"),
-    "efficientnetb0": ("EfficientNetB0", "none", 224, "EfficientNetB0 backbone: small and fast"),
-}
 
 
 def _head(x: Any, dropout: float) -> Any:
@@ -58,15 +45,15 @@ def _make_builder(ctor_name: str) -> Any:
     return build
 
 
-for _name, (_ctor, _norm, _size, _desc) in _BACKBONES.items():
-    register_model(
-        _name,
-        family="transfer",
-        input_size=_size,
-        normalization=_norm,
-        description=_desc + "; GAP/1024/BN/100/Dropout/BN head.",
-        pretrainable=True,
-    )(_make_builder(_ctor))
+# The builders the zoo's registry names (pneumozoo.zoo.registry: sizes, normalisation, notes).
+vgg16 = _make_builder("VGG16")
+vgg19 = _make_builder("VGG19")
+resnet50 = _make_builder("ResNet50")
+xception = _make_builder("Xception")
+densenet121 = _make_builder("DenseNet121")
+inceptionv3 = _make_builder("InceptionV3")
+mobilenetv2 = _make_builder("MobileNetV2")
+efficientnetb0 = _make_builder("EfficientNetB0")
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool = True, *, last_n: int | None = None) -> None:

@@ -1,15 +1,21 @@
-"""The zoo: one registry of architecture, recipe and weights per name; model folders.
+"""Pretrained models on disk and on the Hub: loading (:func:`load_pretrained`), model folders in
+Keras's Hub layout with their checks (:mod:`pneumozoo.pretrained.folder`), model cards and
+releases.
 
-Typed configs (``pneumozoo.json``) and model folders in Keras's Hub layout.
+What the zoo has (its registry and the typed :class:`PretrainedConfig`) is
+:mod:`pneumozoo.zoo`; its names are re-exported here.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from pneumozoo.pretrained.card import model_card
-from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
-from pneumozoo.pretrained.registry import (
+from pneumozoo.pretrained.loading import load_pretrained, parse_hf_uri
+from pneumozoo.zoo import (
     BUNDLED_DIR,
+    CONFIG_FILE,
     DEFAULT_MODEL,
+    WEIGHT_FILES,
+    PretrainedConfig,
     ZooEntry,
     get_entry,
     get_pretrained_config,
@@ -17,8 +23,6 @@ from pneumozoo.pretrained.registry import (
     list_entries,
     list_pretrained,
     list_recipes,
-    load_pretrained,
-    parse_hf_uri,
 )
 
 __all__ = [

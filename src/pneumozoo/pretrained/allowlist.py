@@ -29,8 +29,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import pneumozoo.zoo.schema as schema
 from pneumozoo.errors import ModelMetadataError, UnsafeModelError
-from pneumozoo.pretrained import schema
 
 __all__ = ["CODE_CLASSES", "check_keras_config"]
 

@@ -1,6 +1,6 @@
 """Model cards: the ``README.md`` of a model folder, with Hugging Face Hub metadata.
 
-The card is generated from the folder's :class:`~pneumozoo.pretrained.config.PretrainedConfig`
+The card is generated from the folder's :class:`~pneumozoo.zoo.config.PretrainedConfig`
 alone, so the numbers it shows are the ones stored in ``pneumozoo.json``.
 """
 
@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from pneumozoo.pretrained.config import WEIGHT_FILES, PretrainedConfig
+from pneumozoo.zoo.config import WEIGHT_FILES, PretrainedConfig
 
 __all__ = ["KERMANY_CITATION", "KERMANY_DOI", "TAGS", "model_card"]
 

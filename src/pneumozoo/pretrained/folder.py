@@ -26,13 +26,13 @@ from typing import Any
 
 import keras
 
+import pneumozoo.zoo.schema as schema
 from pneumozoo.errors import IntegrityError, ModelMetadataError, PneumozooError
 from pneumozoo.models.classifier import PneumoniaClassifier
 from pneumozoo.models.legacy import is_legacy, upgrade_legacy
-from pneumozoo.pretrained import schema
 from pneumozoo.pretrained.allowlist import check_keras_config
-from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 from pneumozoo.utils import default_mode, sha256_file
+from pneumozoo.zoo.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 
 __all__ = [
     "check_config_safe",

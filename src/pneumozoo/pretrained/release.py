@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pneumozoo.pretrained.card import model_card
-from pneumozoo.pretrained.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
+from pneumozoo.zoo.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 
 __all__ = ["update_release", "write_release"]
 

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import pneumozoo.zoo.schema as schema
 from pneumozoo.errors import ModelMetadataError, PneumozooError
-from pneumozoo.pretrained import schema
 from pneumozoo.rules import task_of_names
 from pneumozoo.utils import atomic_write_json
 
@@ -161,7 +161,7 @@ class PretrainedConfig:
     params: int = 0
 
     def __post_init__(self) -> None:
-        """Check every field against :data:`pneumozoo.pretrained.schema.FIELDS` (and
+        """Check every field against :data:`pneumozoo.zoo.schema.FIELDS` (and
         normalise: ``class_names`` a tuple, numbers as ``int``/``float``).
 
         Raises:
@@ -212,7 +212,7 @@ class PretrainedConfig:
         """Build from a parsed ``pneumozoo.json``, checked against the schema.
 
         Unknown keys are ignored (newer configs stay loadable); every known one must pass
-        :data:`pneumozoo.pretrained.schema.FIELDS`.
+        :data:`pneumozoo.zoo.schema.FIELDS`.
 
         Args:
             data: The parsed ``pneumozoo.json``.

@@ -1,7 +1,7 @@
 """The one schema of ``pneumozoo.json``, and the bounded JSON reader of every model file.
 
 Every field a model folder declares is checked here, by type and range, before anything
-uses it; :class:`~pneumozoo.pretrained.config.PretrainedConfig` runs these checks when it is
+uses it; :class:`~pneumozoo.zoo.config.PretrainedConfig` runs these checks when it is
 built (from a file or in code), so no reader can skip them. A bad field is refused with a
 :class:`~pneumozoo.errors.ModelMetadataError` whose one-line message names the file, the field
 and the rule, e.g. ``m/pneumozoo.json: field 'threshold' must be a finite number in [0, 1],
