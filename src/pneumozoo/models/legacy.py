@@ -12,9 +12,9 @@ from typing import Any
 import keras
 
 from pneumozoo.errors import ModelConfigError
+from pneumozoo.models.build import build_model
 from pneumozoo.models.classifier import PneumoniaClassifier
 from pneumozoo.models.layers import ClassifierOutput, Normalize, Resizing
-from pneumozoo.models.registry import build_model
 
 __all__ = ["is_legacy", "upgrade_legacy"]
 

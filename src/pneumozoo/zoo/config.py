@@ -62,8 +62,17 @@ def settings_of(model: Any) -> dict[str, Any]:
 
     Returns:
         ``task``, ``class_names``, ``input_size``, ``threshold`` and ``preprocessing``.
+
+    Raises:
+        PneumozooError: If ``model`` is not a pneumozoo model.
     """
-    return _settings(model.head.get_config(), model.preprocessor.get_config())
+    head, preprocessor = getattr(model, "head", None), getattr(model, "preprocessor", None)
+    if not (hasattr(head, "get_config") and hasattr(preprocessor, "get_config")):
+        what = getattr(model, "name", None) or type(model).__name__
+        raise PneumozooError(f"{what!r} is not a pneumozoo model (it has no head and "
+                             "preprocessor); build one with pneumozoo.build_model or load one "
+                             "with pneumozoo.load_pretrained")
+    return _settings(head.get_config(), preprocessor.get_config())  # type: ignore[union-attr]
 
 
 def _layers(node: Any) -> Iterator[Mapping[str, Any]]:
@@ -185,10 +194,8 @@ class PretrainedConfig:
             model, ``preprocessing`` from its preprocessor and head (the same reading as
             :func:`model_settings` makes of the saved model).
         """
-        from pneumozoo.models.classifier import as_classifier  # loads Keras
-
-        clf = as_classifier(model)
-        return cls(name=name, **{"architecture": clf.name, **extra, **settings_of(clf)})
+        settings = settings_of(model)  # refuses anything but a pneumozoo model
+        return cls(name=name, **{"architecture": model.name, **extra, **settings})
 
     def with_settings_of(self, model: Any) -> PretrainedConfig:
         """This config with the settings (:data:`MODEL_SETTINGS`) read off ``model``.
