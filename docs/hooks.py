@@ -90,7 +90,7 @@ API_MODULES: list[tuple[str, str]] = [
     ("pneumozoo.explain", "explain"),
     ("pneumozoo.plot", "plot"),
     ("pneumozoo.pretrained", "pretrained"),
-    ("pneumozoo.pretrained.card", "pretrained.card"),
+    ("pneumozoo.zoo.card", "zoo.card: model cards"),
     ("pneumozoo.pretrained.release", "pretrained.release"),
     ("pneumozoo.hub", "hub"),
     ("pneumozoo.export", "export"),

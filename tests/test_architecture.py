@@ -1,4 +1,5 @@
-"""The package's import graph has no circles (issue 24).
+"""The package's import graph has no circles, the command line lists the library's own names
+(issue 24).
 
 Built with ``ast`` from the top-level imports of every module of ``src/pneumozoo`` (those under
 ``if``/``try`` at module level included, ``TYPE_CHECKING`` too); imports inside functions are
@@ -63,6 +64,13 @@ def import_graph() -> dict[str, set[str]]:
                     target = target.rpartition(".")[0]
                 if target and target != name:
                     graph[name].add(target)
+                # Importing pneumozoo.a.b runs pneumozoo/a/__init__.py first: a circle through a
+                # subpackage's __init__ is a circle too (the package root, which names the
+                # whole API lazily, is left out).
+                parent = target.rpartition(".")[0]
+                own = name if is_package else name.rpartition(".")[0]
+                if parent.count(".") >= 1 and parent in modules and not own.startswith(parent):
+                    graph[name].add(parent)
     return graph
 
 
@@ -154,3 +162,29 @@ def test_the_command_line_lists_the_library_s_own_names() -> None:
     probe = ("import sys; from pneumozoo.cli import build_parser; build_parser(); "
              "sys.exit('keras' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+
+
+def test_every_import_inside_a_function_says_why() -> None:
+    """Imports sit at the top of their module unless they buy start-up time or keep a
+    backend's library out of the others' processes; those say so in a ``# lazy:`` comment on
+    the import or just above its block."""
+    import re
+
+    silent = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        tree = ast.parse("\n".join(lines))
+        for func in ast.walk(tree):
+            if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for stmt in ast.walk(func):
+                if not isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                    continue
+                above = stmt.lineno - 2
+                while above >= 0 and re.match(r"\s*(import |from \S+ import )", lines[above]):
+                    above -= 1
+                said = "# lazy:" in lines[stmt.lineno - 1] or (
+                    above >= 0 and lines[above].strip().startswith("# lazy:"))
+                if not said:
+                    silent.append(f"{path.relative_to(PACKAGE.parent)}:{stmt.lineno}")
+    assert not silent, "imports inside functions without a '# lazy:' reason: " + ", ".join(silent)

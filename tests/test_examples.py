@@ -169,9 +169,11 @@ def test_example_runs_in_fast_mode(name: str, example_runs: dict[str, dict[str, 
         report = json.loads((out / "report" / "report.json").read_text())
         assert {"auc", "accuracy"} <= set(report["confidence_intervals"])
     elif name == "finetune_pretrained.py":
-        config = json.loads((out / "model" / "pneumozoo.json").read_text())
-        assert config["name"] == "finetuned" and 0.0 <= config["threshold"] <= 1.0
-        assert "test" in config["metrics"] and "validation" in config["metrics"]
+        from pneumozoo.zoo import PretrainedConfig
+
+        config = PretrainedConfig.read(out / "model")  # the settings come from the model itself
+        assert config.name == "finetuned" and 0.0 <= config.threshold <= 1.0
+        assert "test" in config.metrics and "validation" in config.metrics
     elif name == "publish_to_hub.py":
         published = json.loads((out / "published.json").read_text())
         assert published["uri"].startswith("hf://me/pneumozoo-demo@")

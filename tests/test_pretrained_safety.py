@@ -196,3 +196,18 @@ def test_written_model_folders_are_not_private(tmp_path: Path) -> None:
     assert {stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()} == {default_mode()}
     atomic_write_json(tmp_path / "x.json", {"a": 1})
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == default_mode()
+
+
+def test_a_model_without_a_pneumozoo_head_keeps_its_settings_in_pneumozoo_json(
+        tmp_path: Path) -> None:
+    """One store per setting: the model's head when it has one, else ``pneumozoo.json``."""
+    inputs = keras.Input((4,))
+    plain = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    save_folder(plain, tmp_path / "plain", _config(threshold=0.3))
+    stored = json.loads((tmp_path / "plain" / CONFIG_FILE).read_text())
+    assert stored["class_names"] == ["normal", "pneumonia"] and stored["threshold"] == 0.3
+    assert PretrainedConfig.read(tmp_path / "plain").threshold == 0.3
+    save_folder(build_model("cnn4", input_size=48), tmp_path / "zoo", _config(threshold=0.3))
+    stored = json.loads((tmp_path / "zoo" / CONFIG_FILE).read_text())
+    assert not {"class_names", "threshold", "input_size", "task"} & set(stored)
+    assert PretrainedConfig.read(tmp_path / "zoo").threshold == 0.5  # the model's own

@@ -20,9 +20,9 @@ import pytest
 from pneumozoo.evaluation.metrics import binary_metrics
 from pneumozoo.evaluation.thresholds import choose_threshold
 from pneumozoo.models import build_model
-from pneumozoo.pretrained.card import model_card
 from pneumozoo.pretrained.folder import save_folder
 from pneumozoo.pretrained.release import update_release
+from pneumozoo.zoo.card import model_card
 from pneumozoo.zoo.config import PretrainedConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -122,11 +122,18 @@ def _keras_config(cfg: PretrainedConfig, temperature: float = 1.0) -> dict[str, 
 @SETTINGS
 @given(valid_configs())
 def test_valid_configs_round_trip_through_the_file(tmp_path: Path, data: dict[str, Any]) -> None:
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(dir=tmp_path))  # one folder per example
     cfg = PretrainedConfig.from_dict(data)
+    cfg.write(tmp_path)  # no model beside it (a pneumozoo 0.1 folder): the file keeps them
+    stored = json.loads((tmp_path / CONFIG_FILE).read_text(encoding="utf-8"))
+    assert set(MODEL_SETTINGS) <= set(stored)
+    assert PretrainedConfig.read(tmp_path).to_dict() | {"source": ""} == cfg.to_dict() | {"source": ""}
+    (tmp_path / "config.json").write_text(json.dumps(_keras_config(cfg)), encoding="utf-8")
     cfg.write(tmp_path)
     stored = json.loads((tmp_path / CONFIG_FILE).read_text(encoding="utf-8"))
     assert not set(stored) & set(MODEL_SETTINGS)  # one store per setting: the model's
-    (tmp_path / "config.json").write_text(json.dumps(_keras_config(cfg)), encoding="utf-8")
     again = PretrainedConfig.read(tmp_path, source=cfg.source or str(tmp_path))
     assert again.preprocessing["temperature"] == 1.0
     plain = {"source": "", "preprocessing": {}}

@@ -755,6 +755,7 @@ def _import_keras_quietly() -> None:
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
+            # lazy: the command line's one import of Keras, with stderr captured
             import keras  # noqa: F401
         except Exception:
             _restore_fd2(saved)

@@ -474,6 +474,7 @@ def _keras_multiworker_fixes(replica: keras.Model, strategy: Any) -> Iterator[No
 
     # No public API reaches Keras's per-replica log reduction: this private hook is the
     # narrowest place to fix it, and is put back when training ends.
+    # lazy: TensorFlow's own (not imported under JAX or PyTorch)
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
     original_reduce = getattr(tf_trainer, "reduce_per_replica", None)

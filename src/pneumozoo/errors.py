@@ -124,14 +124,20 @@ class OutOfDomainError(PneumozooError):
         source: The film: a path, or a short description of an in-memory input.
         score: Its domain score (the guard's distance over its cut-off; above 1.0 is out
             of domain).
+        colour: The film is a colour picture (out of domain whatever its score).
 
     Example:
         >>> print(OutOfDomainError("adult.png", 2.5))
         adult.png: out of the model's domain (domain score 2.50 > 1.00); its prediction is not to be trusted
+        >>> print(OutOfDomainError("photo.jpg", 0.4, colour=True))
+        photo.jpg: out of the model's domain (a colour picture, not a radiograph); its prediction is not to be trusted
     """
 
-    def __init__(self, source: str, score: float | None) -> None:
+    def __init__(self, source: str, score: float | None, *, colour: bool = False) -> None:
         self.source = source
         self.score = score
-        super().__init__(f"{source}: out of the model's domain (domain score "
-                         f"{(score or 0.0):.2f} > 1.00); its prediction is not to be trusted")
+        self.colour = colour
+        why = ("a colour picture, not a radiograph" if colour
+               else f"domain score {(score or 0.0):.2f} > 1.00")
+        super().__init__(f"{source}: out of the model's domain ({why}); its prediction is not "
+                         "to be trusted")

@@ -101,7 +101,7 @@ def calibration_images(source: str | Path | Sequence[Any] | np.ndarray,
         >>> calibration_images(np.zeros((4, 64, 64, 3), np.uint8), 32).shape
         (4, 32, 32, 3)
     """
-    # loads Keras: the command line lists EXPORT_FORMATS without it
+    # lazy: loads Keras; the command line lists EXPORT_FORMATS without it
     from pneumozoo.models.preprocessor import XrayPreprocessor
 
     pre = size if isinstance(size, XrayPreprocessor) else XrayPreprocessor(int(size))
@@ -160,7 +160,7 @@ def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmo
         >>> export_model(build_model("cnn4", input_size=64), "cnn4.tflite", format="tflite")  # doctest: +SKIP
         PosixPath('cnn4.tflite')
     """
-    # loads Keras: the command line lists EXPORT_FORMATS without it
+    # lazy: loads Keras; the command line lists EXPORT_FORMATS without it
     import keras
 
     # lazy: loads Keras and its backend
@@ -212,8 +212,8 @@ def export_model(model: keras.Model, path: str | Path, *, format: str = "savedmo
 
 
 def _write_saved_model(model: keras.Model, path: Path, size: int, *, prepared: bool = False) -> None:
-    import keras  # loaded by export_model, the only caller
-    import tensorflow as tf  # export is TensorFlow's (SavedModel, TFLite)
+    import keras  # lazy: loaded by export_model, the only caller
+    import tensorflow as tf  # lazy: TensorFlow's own (SavedModel, TFLite)
 
     # lazy: loads Keras and its backend
     from pneumozoo.models.classifier import as_classifier
@@ -315,7 +315,7 @@ class TFLiteModel:
         n_out = int(self._output["shape_signature"][-1])
         meta_file = metadata_path(self.path)
         meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        # loads Keras: the command line lists EXPORT_FORMATS without it
+        # lazy: loads Keras; the command line lists EXPORT_FORMATS without it
         from pneumozoo.models.head import ClassifierHead
         from pneumozoo.models.preprocessor import XrayPreprocessor
 
@@ -390,7 +390,7 @@ class TFLiteModel:
         if x.shape[-1] == 1:
             x = np.repeat(x, 3, axis=-1)
         if self._host_normalization is not None:
-            import keras  # loaded with the preprocessor in __init__
+            import keras  # lazy: loaded with the preprocessor in __init__
 
             # lazy: loads Keras and its backend
             from pneumozoo.models.preprocessor import normalize_pixels

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from pneumozoo._version import __version__
 from pneumozoo.errors import DownloadError, IntegrityError, InvalidRevisionError, PneumozooError
-from pneumozoo.pretrained.card import model_card
 from pneumozoo.utils import sha256_file
+from pneumozoo.zoo.card import model_card
 from pneumozoo.zoo.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -444,7 +444,7 @@ def push_to_hub(
     A folder is checked against its ``pneumozoo.json`` sha256s first (a corrupt folder is
     never published); a Keras model is written with
     :func:`~pneumozoo.pretrained.folder.save_folder` into a temporary folder. A model card
-    (:func:`~pneumozoo.pretrained.card.model_card`) is added when the folder has no
+    (:func:`~pneumozoo.zoo.card.model_card`) is added when the folder has no
     ``README.md``. Only the model-folder files are uploaded.
 
     Args:

@@ -44,6 +44,7 @@ def require_matplotlib() -> None:
         PneumozooError: If it cannot, with the install command.
     """
     try:
+        # lazy: optional extra (matplotlib); this is the check that it is installed
         import matplotlib  # noqa: F401
     except ImportError:
         raise PneumozooError(_MISSING) from None

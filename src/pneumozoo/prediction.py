@@ -209,7 +209,7 @@ def iter_predictions(
                 k += 1
                 if in_domain is False and on_out_of_domain != "flag":
                     if on_out_of_domain == "fail":
-                        raise OutOfDomainError(name, score)
+                        raise OutOfDomainError(name, score, colour=bool(x[1]))
                     continue
                 yield pred
             done += len(chunk)

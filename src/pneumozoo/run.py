@@ -39,7 +39,7 @@ from pneumozoo.evaluation import evaluate
 from pneumozoo.evaluation.calibration import recalibrate
 from pneumozoo.evaluation.metrics import binary_metrics, pneumonia_scores
 from pneumozoo.evaluation.report import report_from_predictions
-from pneumozoo.evaluation.scoring import FilmScores, predict_records, score_films
+from pneumozoo.evaluation.scoring import FilmScores, predict_records, score_films, score_records
 from pneumozoo.evaluation.thresholds import choose_threshold
 from pneumozoo.models import build_model
 from pneumozoo.models.classifier import as_classifier
@@ -438,7 +438,8 @@ def test_metrics(model: Any, data: str | Path, validation: list[Any],
     patient-bootstrap CIs, and the test metrics at operating points chosen on validation
     (read from ``val_scores`` when given, the validation films' scores by this model)."""
     test = scan_split(Path(data), "test")
-    report = evaluate(model, test, n_boot=1000)
+    scored = score_records(model, test)  # the test films go through the model once
+    report = evaluate(model, test, n_boot=1000, scores=scored)
     out = report.to_dict()
     out["split"] = f"official Kermany test split ({len(test)} images), evaluated once"
     # Operating points chosen on validation (pre-declared targets), reported on test: what a
@@ -448,7 +449,7 @@ def test_metrics(model: Any, data: str | Path, validation: list[Any],
                  else predict_records(model, validation))
     s_val = pneumonia_scores(val_probs)
     y_test = np.asarray(targets(test, model.task))
-    s_test = pneumonia_scores(predict_records(model, test))
+    s_test = pneumonia_scores(scored.probabilities)
     points = []
     for method, target in (("sensitivity", 0.99), ("sensitivity", 0.95), ("sensitivity", 0.90),
                            ("specificity", 0.99), ("youden", None)):

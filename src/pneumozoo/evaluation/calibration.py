@@ -223,7 +223,7 @@ def temperature_of(model: Any) -> float:
     Raises:
         PneumozooError: If ``model`` is not a pneumozoo model.
     """
-    from pneumozoo.models.classifier import as_classifier  # keras-heavy: loads Keras
+    from pneumozoo.models.classifier import as_classifier  # lazy: loads Keras
 
     return as_classifier(model).temperature
 
@@ -266,7 +266,7 @@ def apply_temperature(model: Any, temperature: float) -> Any:
         >>> temperature_of(calibrated)  # doctest: +SKIP
         1.7
     """
-    from pneumozoo.models.classifier import as_classifier  # keras-heavy: loads Keras
+    from pneumozoo.models.classifier import as_classifier  # lazy: loads Keras
 
     clf = as_classifier(model)
     new = type(clf).from_config(clf.get_config())
@@ -286,7 +286,7 @@ def set_temperature(model: Any, temperature: float) -> None:
     Raises:
         ModelConfigError: If ``temperature`` is out of range or not finite.
     """
-    # keras-heavy: the model classes load Keras
+    # lazy: the model classes load Keras
     from pneumozoo.models.classifier import as_classifier
     from pneumozoo.models.head import check_temperature
 
@@ -317,7 +317,7 @@ def calibrate(model: Any, records: Sequence[Any], *, batch_size: int = 32) -> An
     Example:
         >>> calibrated = calibrate(model, val_records)  # doctest: +SKIP
     """
-    from pneumozoo.models.classifier import as_classifier  # keras-heavy: loads Keras
+    from pneumozoo.models.classifier import as_classifier  # lazy: loads Keras
 
     task = as_classifier(model).task
     probs = predict_records(model, records, batch_size=batch_size)
@@ -368,7 +368,7 @@ def recalibrate(
         >>> fitted = recalibrate(model, val_records, train=train_records)  # doctest: +SKIP
         >>> fitted["threshold"], model.threshold  # doctest: +SKIP
     """
-    from pneumozoo.models.classifier import as_classifier  # keras-heavy: loads Keras
+    from pneumozoo.models.classifier import as_classifier  # lazy: loads Keras
 
     clf = as_classifier(model)
     if not validation:

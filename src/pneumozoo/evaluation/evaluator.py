@@ -18,7 +18,7 @@ from pneumozoo.errors import DataError, OutOfDomainError, PneumozooError
 from pneumozoo.evaluation.enrich import enrich_report, write_report
 from pneumozoo.evaluation.metrics import pneumonia_scores
 from pneumozoo.evaluation.report import EvaluationReport, report_from_predictions
-from pneumozoo.evaluation.scoring import score_records
+from pneumozoo.evaluation.scoring import RecordScores, score_records
 from pneumozoo.guard import OUT_OF_DOMAIN_POLICIES
 from pneumozoo.plot import require_matplotlib
 from pneumozoo.rules import BINARY_CLASSES
@@ -37,6 +37,7 @@ def evaluate(
     tta: bool = False,
     report_dir: str | Path | None = None,
     on_out_of_domain: str = "flag",
+    scores: RecordScores | None = None,
 ) -> EvaluationReport:
     """Evaluate a model on a labelled split.
 
@@ -58,6 +59,9 @@ def evaluate(
         on_out_of_domain: For a model with a domain guard: ``flag`` (default: every film
             counts; the in-domain films' metrics go beside, in ``extra["in_domain"]``),
             ``skip`` (score in-domain films only) or ``fail`` (raise if any film is flagged).
+        scores: The films' scores by this model, when already computed
+            (:func:`pneumozoo.evaluation.scoring.score_records` on the same records, without
+            TTA); scored here when absent, so no film goes through the model twice.
 
     Returns:
         An :class:`EvaluationReport`; ``.to_dict()``/``.to_json()`` for JSON.
@@ -71,7 +75,7 @@ def evaluate(
         >>> report = pneumozoo.evaluate(model, "chest_xray/test")  # doctest: +SKIP
         >>> report.accuracy, report.auc  # doctest: +SKIP
     """
-    # keras-heavy: the model class and its head load Keras (and its backend)
+    # lazy: the model class and its head load Keras (and its backend)
     from pneumozoo.models.classifier import as_classifier
     from pneumozoo.models.head import check_threshold
 
@@ -101,7 +105,14 @@ def evaluate(
             raise
         scored_as = "binary"  # a NORMAL/PNEUMONIA folder without bacteria/virus in the names
         y = np.asarray(targets(records, "binary"))
-    scored = score_records(clf, records, batch_size=batch_size, tta=tta)
+    if scores is not None and tta:
+        raise PneumozooError("evaluate: pass scores or tta=True, not both (the scores were "
+                             "computed without test-time augmentation)")
+    if scores is not None and len(scores.probabilities) != len(records):
+        raise PneumozooError(f"scores hold {len(scores.probabilities)} films but the data "
+                             f"{len(records)}; score the same records")
+    scored = scores if scores is not None else score_records(clf, records,
+                                                             batch_size=batch_size, tta=tta)
     probs, domain, in_domain = scored.probabilities, scored.domain_scores, scored.in_domain
     if scored_as != clf.task:
         p_sick = pneumonia_scores(probs)[:, None]
@@ -110,7 +121,8 @@ def evaluate(
     if in_domain is not None and not in_domain.all():
         if on_out_of_domain == "fail":
             first = int(np.argmin(in_domain))
-            raise OutOfDomainError(str(records[first].path), float(domain[first]))  # type: ignore[index]
+            raise OutOfDomainError(str(records[first].path), float(domain[first]),  # type: ignore[index]
+                                   colour=bool(scored.colour[first]))
         if on_out_of_domain == "skip":
             records = [r for r, keep in zip(records, in_domain, strict=True) if keep]
             y, probs = y[in_domain], probs[in_domain]

@@ -41,7 +41,7 @@ class RecordScores(NamedTuple):
 
 def _films(clf: Any, records: Sequence[Record], colour: np.ndarray | None = None) -> np.ndarray:
     """The films as the model sees them (:func:`pneumozoo.data.load_films`, the one pixel path)."""
-    from pneumozoo.data.pipeline import load_films  # loads Keras (through the model's preprocessor)
+    from pneumozoo.data.pipeline import load_films  # lazy: loads Keras
 
     return load_films(list(records), clf, cache=False, colour=colour)
 
@@ -66,7 +66,7 @@ def score_records(model: Any, records: Sequence[Record], *, batch_size: int = 32
     Example:
         >>> probs, domain, colour = score_records(model, records)  # doctest: +SKIP
     """
-    from pneumozoo.models.classifier import as_classifier  # loads Keras
+    from pneumozoo.models.classifier import as_classifier  # lazy: loads Keras
 
     clf = as_classifier(model)
     colour = np.zeros(len(records), dtype=bool)
@@ -159,7 +159,7 @@ def score_films(model: Any, records: Sequence[Record], *, batch_size: int = 32) 
     Example:
         >>> val_scores = score_films(model, val_records)  # doctest: +SKIP
     """
-    from pneumozoo.models.classifier import as_classifier  # loads Keras
+    from pneumozoo.models.classifier import as_classifier  # lazy: loads Keras
 
     clf = as_classifier(model)
     films = _films(clf, records)

@@ -23,6 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 import scipy.sparse
+from PIL import Image
 
 from pneumozoo.errors import ModelConfigError
 from pneumozoo.rules import INPUT_SIZE_RANGE, INPUT_SIZE_RULE, is_input_size
@@ -112,9 +113,6 @@ def luminance_uint8(image: np.ndarray) -> np.ndarray:
     if a.dtype != np.uint8:
         a = np.clip(np.round(a.astype(np.float32)), 0.0, 255.0).astype(np.uint8)
     if a.ndim == 3:  # PIL's own C loop: the same formula, 5-10x faster than numpy's
-        # lazy: start-up time
-        from PIL import Image
-
         grey = np.asarray(Image.fromarray(np.ascontiguousarray(a), "RGB").convert("L"))
         return grey[..., None]
     w = np.asarray(_LUMA, np.uint32)

@@ -8,7 +8,6 @@ What the zoo has (its registry and the typed :class:`PretrainedConfig`) is
 
 from typing import TYPE_CHECKING, Any
 
-from pneumozoo.pretrained.card import model_card
 from pneumozoo.pretrained.loading import load_pretrained, parse_hf_uri
 from pneumozoo.zoo import (
     BUNDLED_DIR,
@@ -24,6 +23,7 @@ from pneumozoo.zoo import (
     list_pretrained,
     list_recipes,
 )
+from pneumozoo.zoo.card import model_card
 
 __all__ = [
     "BUNDLED_DIR",

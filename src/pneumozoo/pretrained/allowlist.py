@@ -217,7 +217,8 @@ def check_keras_config(config: Any, file: str) -> None:
         ...
         pneumozoo.errors.UnsafeModelError: m/config.json: model config holds a Lambda layer (<root>); pneumozoo only loads models that run no stored code
     """
-    import pneumozoo.models  # noqa: F401  (registers pneumozoo's classes: a fresh process needs it)
+    # lazy: loads Keras; registers pneumozoo's Keras classes (a fresh process needs them)
+    import pneumozoo.models  # noqa: F401
 
     if not isinstance(config, dict) or "class_name" not in config:
         raise UnsafeModelError(f"{file}: not a Keras model config (no top-level class_name)")

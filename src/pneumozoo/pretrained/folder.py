@@ -305,7 +305,7 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
         folder: Where the folder goes; its parent is created.
         config: Its config; ``files`` and ``params`` are filled in here.
         card: Text of the ``README.md`` model card (see
-            :func:`pneumozoo.pretrained.card.model_card`), or None for no card.
+            :func:`pneumozoo.zoo.card.model_card`), or None for no card.
 
     Returns:
         The config as written, with ``files`` filled in.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pneumozoo.pretrained.card import model_card
+from pneumozoo.zoo.card import model_card
 from pneumozoo.zoo.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
 
 __all__ = ["update_release", "write_release"]
@@ -31,7 +31,7 @@ def write_release(model: Any, config: PretrainedConfig, folder: str | Path) -> P
     Example:
         >>> write_release(calibrated, config, "models/mine")  # doctest: +SKIP
     """
-    from pneumozoo.pretrained.folder import save_folder  # keras-heavy: loads Keras
+    from pneumozoo.pretrained.folder import save_folder  # lazy: loads Keras
 
     written = save_folder(model, folder, config)
     (Path(folder) / "README.md").write_text(model_card(written), encoding="utf-8")

@@ -1,11 +1,13 @@
 """The zoo's catalogue, free of Keras: one registry of architectures, recipes and pretrained
 weights (:mod:`pneumozoo.zoo.registry`), the typed config every model folder carries
-(:mod:`pneumozoo.zoo.config`) and its schema (:mod:`pneumozoo.zoo.schema`).
+(:mod:`pneumozoo.zoo.config`), its schema (:mod:`pneumozoo.zoo.schema`) and the model card
+written from it (:mod:`pneumozoo.zoo.card`).
 
 Building a model is :mod:`pneumozoo.models`' job; loading and writing model folders is
 :mod:`pneumozoo.pretrained`'s.
 """
 
+from pneumozoo.zoo.card import model_card
 from pneumozoo.zoo.config import CONFIG_FILE, MODEL_SETTINGS, WEIGHT_FILES, PretrainedConfig
 from pneumozoo.zoo.registry import (
     BUNDLED_DIR,
@@ -40,5 +42,6 @@ __all__ = [
     "list_models",
     "list_pretrained",
     "list_recipes",
+    "model_card",
     "register_model",
 ]

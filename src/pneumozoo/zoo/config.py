@@ -75,6 +75,13 @@ def settings_of(model: Any) -> dict[str, Any]:
     return _settings(head.get_config(), preprocessor.get_config())  # type: ignore[union-attr]
 
 
+def _same(stored: Any, setting: Any) -> bool:
+    """A setting an older ``pneumozoo.json`` repeats agrees with the model's (floats to 1e-6)."""
+    if isinstance(setting, float):
+        return abs(float(stored) - setting) <= 1e-6
+    return bool(stored == setting)
+
+
 def _layers(node: Any) -> Iterator[Mapping[str, Any]]:
     """Every serialized layer in a Keras config, nested models included."""
     if isinstance(node, Mapping):
@@ -118,7 +125,7 @@ def model_settings(folder: str | Path) -> dict[str, Any] | None:
                                  "preprocessor; a pneumozoo model has one of each")
     try:
         settings = _settings(heads[0], preprocessors[0])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise ModelMetadataError(str(path), "", f"the model's head or preprocessor lacks a "
                                  f"valid setting ({type(e).__name__}: {e})") from None
     return schema.validate(settings, str(path), partial=True)
@@ -269,7 +276,7 @@ class PretrainedConfig:
         if settings is not None and isinstance(data, Mapping):
             stored = schema.validate(data, str(path), partial=True)
             for key in ("task", "class_names", "input_size", "threshold"):
-                if key in stored and stored[key] != settings[key]:  # a folder written before 0.4
+                if key in stored and not _same(stored[key], settings[key]):  # written before 0.4
                     raise ModelMetadataError(str(path), key, f"is {stored[key]!r} but the model "
                                              f"in config.json has {settings[key]!r}")
             data = {**data, **settings}
@@ -278,13 +285,16 @@ class PretrainedConfig:
     def write(self, folder: str | Path) -> None:
         """Write ``pneumozoo.json`` into ``folder``: provenance, metrics and hashes.
 
-        Neither ``source`` nor the model's settings (:data:`MODEL_SETTINGS`, which the model's
-        ``config.json`` holds) are stored.
+        ``source`` is not stored, nor are the model's settings (:data:`MODEL_SETTINGS`) when
+        the folder's ``config.json`` holds a pneumozoo model, whose head and preprocessor are
+        their one store; a model without them (a pneumozoo 0.1 model) keeps them here.
+        Write the Keras files first (:func:`pneumozoo.pretrained.save_folder` does).
 
         Args:
             folder: The model folder (written atomically).
         """
         data = self.to_dict()
-        for key in ("source", *MODEL_SETTINGS):
+        in_model = model_settings(folder) is not None
+        for key in ("source", *(MODEL_SETTINGS if in_model else ())):
             data.pop(key, None)
         atomic_write_json(Path(folder) / CONFIG_FILE, data)
