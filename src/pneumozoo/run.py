@@ -41,7 +41,7 @@ from pneumozoo.evaluation.metrics import binary_metrics, pneumonia_scores
 from pneumozoo.evaluation.report import report_from_predictions
 from pneumozoo.evaluation.scoring import FilmScores, predict_records, score_films, score_records
 from pneumozoo.evaluation.thresholds import choose_threshold
-from pneumozoo.models import build_model
+from pneumozoo.models.build import build_model
 from pneumozoo.models.classifier import as_classifier
 from pneumozoo.models.preprocessor import NORMALIZATIONS
 from pneumozoo.pretrained import get_recipe, load_pretrained
