@@ -201,6 +201,42 @@ def test_update_release_keeps_extra_files_and_notes(tmp_path: Path) -> None:
     assert PretrainedConfig.read(folder).metrics["seed_spread"] == {"reason": "not run"}
 
 
+def test_update_release_keeps_the_notes_of_a_folder_written_before_the_settings_moved(
+        tmp_path: Path) -> None:
+    """A 0.3 folder's card was generated from its pneumozoo.json, whose preprocessing wording
+    differs from the model's own: its hand-written sections still survive a rewrite."""
+    import json
+    import shutil
+
+    from pneumozoo.pretrained import BUNDLED_DIR, load_pretrained
+
+    folder = Path(shutil.copytree(BUNDLED_DIR / "cnn4-binary", tmp_path / "m"))
+    config = PretrainedConfig.read(folder)
+    stale = {"input": "RGB (grayscale is repeated), uint8 or float, 0..255, any size"}
+    old = json.loads((folder / "pneumozoo.json").read_text(encoding="utf-8"))
+    old.update(task=config.task, class_names=list(config.class_names), threshold=config.threshold,
+               input_size=config.input_size, preprocessing=stale)  # as 0.3 wrote it
+    (folder / "pneumozoo.json").write_text(json.dumps(old), encoding="utf-8")
+    from dataclasses import replace
+
+    old_card = model_card(replace(config, preprocessing=stale))
+    (folder / "README.md").write_text(old_card + "\n## Notes by hand\n", encoding="utf-8")
+    model = load_pretrained(folder)
+    model.threshold = 0.3
+    update_release(model, config, folder)
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert card.endswith("\n## Notes by hand\n") and "RGB (grayscale is repeated)" not in card
+    assert PretrainedConfig.read(folder).threshold == 0.3
+
+
+def test_every_bundled_card_is_its_config_s_card() -> None:
+    from pneumozoo.pretrained import BUNDLED_DIR
+
+    for folder in sorted(p for p in BUNDLED_DIR.iterdir() if p.is_dir()):
+        card = (folder / "README.md").read_text(encoding="utf-8")
+        assert card.startswith(model_card(PretrainedConfig.read(folder))), folder.name
+
+
 def test_card_quotes_the_speed_against_the_peer() -> None:
     config = _config(None)
     speed = {"images_per_s": 1946.0, "ratio_vs_peer": 4.249, "peer": "pneumonia-model-package==0.1.0",

@@ -149,6 +149,22 @@ def test_list_sources_and_other_model_refused(archive: Path, tmp_path: Path) -> 
         screen(tmp_path / "nowhere", tmp_path / "o2")
 
 
+def test_a_keras_file_screens_like_load_pretrained_reads_it(archive: Path, tmp_path: Path) -> None:
+    import pneumozoo
+    from pneumozoo import screen
+
+    model = pneumozoo.build_model("cnn4", input_size=48)
+    model.save(tmp_path / "mine.keras")
+    films = sorted(p for p in archive.rglob("*.jpeg") if p.parent.name != "bad")[:3]
+    listing = tmp_path / "list.csv"
+    listing.write_text("path\n" + "".join(f"{p}\n" for p in films))
+    result = screen(listing, tmp_path / "out", model=str(tmp_path / "mine.keras"))
+    assert result.written == 3 and result.errors == 0
+    rows = _rows(tmp_path / "out")
+    assert {r["model"] for r in rows} == {str(tmp_path / "mine.keras")}
+    assert len({r["weights_sha256"] for r in rows}) == 1 and rows[0]["weights_sha256"]
+
+
 def test_cli_screen(archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from pneumozoo.cli import main
 

@@ -1,9 +1,9 @@
 """Publish and fetch pneumozoo model folders on the Hugging Face Hub.
 
 A Hub repo in pneumozoo's format is a model folder (see :mod:`pneumozoo.pretrained.folder`):
-Keras's native ``config.json`` / ``metadata.json`` / ``model.weights.h5``, plus
-``pneumozoo.json`` (classes, input size, threshold, metrics and the sha256 of each Keras file)
-and a ``README.md`` model card.
+Keras's native ``config.json`` / ``metadata.json`` / ``model.weights.h5`` (the model with every
+setting it decides with), plus ``pneumozoo.json`` (provenance, metrics and the sha256 of each
+Keras file) and a ``README.md`` model card.
 
 Downloads go through ``huggingface_hub.snapshot_download`` and its normal cache, so
 ``HF_ENDPOINT`` (mirrors), ``HF_HOME`` / ``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE=1`` work as with
@@ -322,7 +322,6 @@ def download_model(
     """
     # lazy: the Hub client: only downloads and uploads need it
     from huggingface_hub import HfApi, snapshot_download
-
 
     uri = f"hf://{repo_id}@{revision}" if revision else f"hf://{repo_id}"
     _check_repo_id(repo_id, uri)

@@ -308,6 +308,8 @@ def _resolve_model(model: Any, revision: str | None) -> tuple[Any, _ModelRef]:
         if folder.is_dir():
             config = PretrainedConfig.read(folder)
             spec = str(folder.resolve())
+        elif folder.is_file():  # a .keras file: no published hash, its weights are digested
+            spec = str(folder.resolve())
         elif not spec.startswith("hf://"):
             config = get_pretrained_config(spec)
         if config is not None:
@@ -521,7 +523,6 @@ class _ShardWriter:
         pa = _need_pyarrow()
         # lazy: optional extra (pyarrow)
         import pyarrow.parquet as pq
-
 
         table = pa.concat_tables(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
         head, rest = table.slice(0, n), table.slice(n)

@@ -327,7 +327,6 @@ def save_folder(model: keras.Model, folder: str | Path, config: PretrainedConfig
             assets.rmdir()  # the Hub keeps no empty folders; keep local and remote identical
         files = {name: sha256_file(tmp / name) for name in WEIGHT_FILES}
 
-
         if isinstance(model, PneumoniaClassifier):  # the model's own settings are the truth
             config = config.with_settings_of(model)
         written = replace(config, files=files, params=_network_params(model))

@@ -8,11 +8,13 @@ the zoo's own.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pneumozoo.zoo.card import model_card
 from pneumozoo.zoo.config import CONFIG_FILE, WEIGHT_FILES, PretrainedConfig
+from pneumozoo.zoo.schema import MAX_CONFIG_BYTES, read_json
 
 __all__ = ["update_release", "write_release"]
 
@@ -59,11 +61,23 @@ def update_release(model: Any, config: PretrainedConfig, folder: str | Path,
     kept = {f.name: f.read_bytes() for f in folder.iterdir()
             if f.is_file() and f.name not in generated}
     card = (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else ""
-    old = model_card(PretrainedConfig.read(folder))
-    notes = card[len(old):] if card.startswith(old) else ""
+    notes = next((card[len(generated_card):] for generated_card in _cards_of(folder)
+                  if card.startswith(generated_card)), "")
     written = write_release(model, config, out)
     for name, content in kept.items():
         (out / name).write_bytes(content)
     if notes:
         (out / "README.md").write_text(model_card(written) + notes, encoding="utf-8")
     return written
+
+
+def _cards_of(folder: Path) -> list[str]:
+    """The model cards pneumozoo may have generated for ``folder``: from its config as read
+    now and, for a ``pneumozoo.json`` written before the settings moved into the model, from
+    the file as stored (its own ``preprocessing`` wording)."""
+    config = PretrainedConfig.read(folder)
+    cards = [model_card(config)]
+    stored = read_json(folder / CONFIG_FILE, max_bytes=MAX_CONFIG_BYTES)
+    if isinstance(stored, dict) and "preprocessing" in stored:
+        cards.append(model_card(replace(config, preprocessing=dict(stored["preprocessing"]))))
+    return cards
