@@ -140,9 +140,9 @@ def load_films(records: Sequence[Record] | Sequence[str | Path], model: Any = No
                colour: np.ndarray | None = None) -> np.ndarray:
     """Every film read and prepared as the model sees it: ``uint8 (N, size, size, C)``.
 
-    The one pixel path of training and evaluation: :func:`load_pixels` per film (read with
-    :func:`pneumozoo.read_xray`, prepared with the model's :meth:`XrayPreprocessor.prepare`),
-    in ``threads`` parallel threads, in the records' order. ``C`` is 1 for the ``luminance``
+    The one pixel path of training and evaluation: each film read with
+    :func:`pneumozoo.read_xray` and prepared with the model's :meth:`XrayPreprocessor.prepare`
+    (what :func:`load_pixels` does for one file), in ``threads`` parallel threads, in the records' order. ``C`` is 1 for the ``luminance``
     policy (radiographs are grey: a third of the memory), 3 for ``rgb``.
 
     Args:

@@ -90,6 +90,13 @@ def load_model_file(path: str | Path) -> keras.Model:
         >>> model = load_model_file("checkpoints/model.keras")  # doctest: +SKIP
     """
     path = Path(path)
+    _check_keras_files(path)
+    return _keras_load(path)
+
+
+def _check_keras_files(path: Path) -> None:
+    """Read a ``.keras`` file's or a Keras folder's config (bounded) and refuse it unless it
+    passes the allow-list; a folder's ``metadata.json`` must be plain too."""
     limit = schema.MAX_KERAS_CONFIG_BYTES
     try:
         if path.is_dir():
@@ -109,6 +116,9 @@ def load_model_file(path: str | Path) -> keras.Model:
         raise PneumozooError(f"{path}: not a Keras model ({type(e).__name__}: {e})") from None
     check_config_safe(config, str(path / "config.json") if path.is_dir() else str(path))
 
+
+def _keras_load(path: Path) -> keras.Model:
+    """``keras.saving.load_model`` with ``safe_mode``, once :func:`_check_keras_files` passed."""
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e:  # Keras raises many types for a broken file
@@ -202,14 +212,12 @@ def load_folder(folder: str | Path, *, source: str = "") -> keras.Model:
     if not (folder / CONFIG_FILE).exists():
         _no_config(folder)
     # A hostile folder meets the checks in this order, before anything trusts what it reads:
-    # pneumozoo.json's own fields, every sha256, the Keras config's allow-list; only then are
-    # the model's settings read from that config (PretrainedConfig.read).
+    # pneumozoo.json's own fields, every sha256, the Keras files' checks; only then are the
+    # model's settings read from its config (PretrainedConfig.read) and Keras loads it.
     verify_folder(folder)
-    keras_config = folder / "config.json"
-    check_config_safe(schema.read_json(keras_config, max_bytes=schema.MAX_KERAS_CONFIG_BYTES),
-                      str(keras_config))
+    _check_keras_files(folder)
     config = PretrainedConfig.read(folder, source=source or str(folder))
-    model = load_model_file(folder)
+    model = _keras_load(folder)
     _check_outputs(model, config, folder)
     return _as_current(model, config, folder)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from pneumozoo.errors import PneumozooError, UnknownNameError
 from pneumozoo.hub import download_model
-from pneumozoo.zoo.registry import DEFAULT_MODEL, list_entries, list_models, list_pretrained
+from pneumozoo.zoo.registry import DEFAULT_MODEL, ZooEntry, get_entry, list_models, list_pretrained
 
 if TYPE_CHECKING:
     import keras
@@ -99,7 +99,10 @@ def load_pretrained(
         return load_folder(path, source=str(path))
     if path.is_file() and path.suffix == ".keras":
         return load_keras_file(path)
-    entry = next((e for e in list_entries() if e.name == text), None)
+    try:
+        entry: ZooEntry | None = get_entry(text)
+    except UnknownNameError:
+        entry = None
     if entry is not None and entry.folder is not None:
         return load_folder(entry.folder, source="bundled")
     names = [c.name for c in list_pretrained()]
